@@ -1,0 +1,105 @@
+"""Kedro datasets for the project's artifacts: uint8/int arrays and trained models.
+
+Both are versioned like any Kedro dataset (``versioned: true`` in the catalog) and never
+unpickle: arrays are ``.npy`` files loaded with ``allow_pickle=False`` (memory-mapped on the
+local filesystem, so a large image cache is not read into memory), models are config +
+``state_dict`` files loaded with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import io
+from copy import deepcopy
+from pathlib import PurePosixPath
+from typing import Any
+
+import fsspec
+import numpy as np
+from kedro.io import AbstractVersionedDataset
+from kedro.io.core import DatasetError, Version, get_filepath_str, get_protocol_and_path
+
+from ugvae_pipeline.models.io import load_model, save_model
+
+
+class _VersionedFileDataset(AbstractVersionedDataset):
+    """One file per version on any fsspec filesystem; subclasses say how bytes map to objects."""
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        version: Version | None = None,
+        credentials: dict[str, Any] | None = None,
+        fs_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        protocol, path = get_protocol_and_path(filepath, version)
+        self._protocol = protocol
+        fs_args = deepcopy(fs_args) or {}
+        if protocol == "file":
+            fs_args.setdefault("auto_mkdir", True)
+        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
+        self.metadata = metadata
+        super().__init__(
+            filepath=PurePosixPath(path),
+            version=version,
+            exists_function=self._fs.exists,
+            glob_function=self._fs.glob,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
+
+    def _exists(self) -> bool:
+        try:
+            path = get_filepath_str(self._get_load_path(), self._protocol)
+        except DatasetError:
+            return False
+        return self._fs.exists(path)
+
+    def _write_bytes(self, payload: bytes) -> None:
+        path = get_filepath_str(self._get_save_path(), self._protocol)
+        with self._fs.open(path, mode="wb") as handle:
+            handle.write(payload)
+        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+    def _load_path(self) -> str:
+        return get_filepath_str(self._get_load_path(), self._protocol)
+
+
+class NumpyArrayDataset(_VersionedFileDataset):
+    """A NumPy array in ``.npy`` format, without pickle.
+
+    Args:
+        mmap: on the local filesystem, load as a read-only memory map (bounded memory for
+            large image caches); elsewhere the file is read into memory.
+    """
+
+    def __init__(self, *, filepath: str, mmap: bool = False, **kwargs: Any) -> None:
+        super().__init__(filepath=filepath, **kwargs)
+        self._mmap = mmap
+
+    def load(self) -> np.ndarray:
+        path = self._load_path()
+        if self._mmap and self._protocol == "file":
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        with self._fs.open(path, mode="rb") as handle:
+            return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+
+    def save(self, data: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(data), allow_pickle=False)
+        self._write_bytes(buffer.getvalue())
+
+
+class TorchModelDataset(_VersionedFileDataset):
+    """A trained model: config + ``state_dict``, loaded safely and returned in eval mode."""
+
+    def load(self):
+        with self._fs.open(self._load_path(), mode="rb") as handle:
+            return load_model(handle.read())
+
+    def save(self, model) -> None:
+        buffer = io.BytesIO()
+        save_model(model, buffer)
+        self._write_bytes(buffer.getvalue())

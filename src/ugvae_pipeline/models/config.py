@@ -1,0 +1,84 @@
+"""Typed, validated configuration of a UG-VAE: the single source of a model's shape."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ugvae_pipeline.models.architectures import ARCHITECTURES
+
+
+@dataclass(frozen=True)
+class UGVAEConfig:
+    """Shape and likelihood of a UG-VAE (``../shared/SPEC.md`` §2–5).
+
+    Attributes:
+        architecture: encoder/decoder pair, a key of ``ARCHITECTURES`` (``mlp28``, ``conv64``).
+        channels: image channels C (1 grayscale, 3 RGB).
+        image_size: side H = W in pixels; must be the architecture's size.
+        dim_z: local latent size.
+        dim_beta: global latent size.
+        n_components: K, mixture components of the local prior.
+        var_x: fixed variance of the Gaussian likelihood p(x | z, β), > 0.
+        global_prior_factor: include N(0, I) as a factor of q(β | X). The official code does
+            not (``False``); with it, q(β | X) has the exact conjugate-posterior form.
+    """
+
+    architecture: str = "mlp28"
+    channels: int = 1
+    image_size: int = 28
+    dim_z: int = 10
+    dim_beta: int = 20
+    n_components: int = 10
+    var_x: float = 0.2
+    global_prior_factor: bool = False
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"model.architecture={self.architecture!r} is unknown; "
+                f"choose one of {sorted(ARCHITECTURES)}"
+            )
+        for name in ("channels", "image_size", "dim_z", "dim_beta", "n_components"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model.{name} must be an integer >= 1, got {value!r}")
+        spec = ARCHITECTURES[self.architecture]
+        if self.image_size != spec.image_size:
+            raise ValueError(
+                f"model.image_size={self.image_size} does not fit architecture "
+                f"{self.architecture!r}, which takes {spec.image_size}x{spec.image_size} images; "
+                f"set model.image_size={spec.image_size} or pick an architecture for "
+                f"{self.image_size}x{self.image_size} ({_sizes()})"
+            )
+        if isinstance(self.var_x, bool) or not isinstance(self.var_x, (int, float)):
+            raise ValueError(f"model.var_x must be a positive number, got {self.var_x!r}")
+        if not self.var_x > 0:
+            raise ValueError(f"model.var_x must be > 0 (official default 0.2), got {self.var_x}")
+        if not isinstance(self.global_prior_factor, bool):
+            raise ValueError(
+                f"model.global_prior_factor must be true or false, got {self.global_prior_factor!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> UGVAEConfig:
+        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
+        valid = {f.name for f in fields(cls)}
+        unknown = set(values) - valid
+        if unknown:
+            raise ValueError(
+                f"unknown model parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
+            )
+        values = dict(values)
+        if "var_x" in values and isinstance(values["var_x"], int) and not isinstance(
+            values["var_x"], bool
+        ):
+            values["var_x"] = float(values["var_x"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sizes() -> str:
+    return ", ".join(f"{name}: {spec.image_size}" for name, spec in sorted(ARCHITECTURES.items()))

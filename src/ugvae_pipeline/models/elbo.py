@@ -1,0 +1,137 @@
+"""The UG-VAE objective (``../shared/SPEC.md`` §4), every term in one place.
+
+ELBO per group (maximised; the loss is its negative):
+
+    Σ_i E_q[log N(x_i | f([z_i ; β]), var_x I)]
+    − Σ_i Σ_k π_ik KL(q(z_i | x_i) ‖ N(μ_k(β), σ²_k(β)))
+    − Σ_i KL(Cat(π_i) ‖ Cat(1/K))
+    − KL(q(β | X) ‖ N(0, I))
+
+All terms are closed form between diagonal Gaussians / categoricals; the expectation over
+the component d_i is exact. Terms are reported per image: group sums divided by the number
+of images G·B, so the per-group global KL is shared by the B images of its group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ELBOTerms:
+    """Negative ELBO and its terms, each a scalar per image (nats).
+
+    ``loss = reconstruction + local_kl + mixture_kl + global_kl``, where
+    ``reconstruction`` is the negative Gaussian log-likelihood of the pixels.
+    """
+
+    loss: Tensor
+    reconstruction: Tensor
+    local_kl: Tensor
+    mixture_kl: Tensor
+    global_kl: Tensor
+
+    NAMES = ("loss", "reconstruction", "local_kl", "mixture_kl", "global_kl")
+
+    def as_floats(self) -> dict[str, float]:
+        return {name: float(getattr(self, name).detach()) for name in self.NAMES}
+
+
+def gaussian_log_likelihood(x: Tensor, mean: Tensor, var: float) -> Tensor:
+    """log N(x | mean, var·I) summed over the trailing image dims ``[C, H, W]``."""
+    d = x.shape[-3:].numel()
+    sq = (x - mean).pow(2).flatten(-3).sum(-1)
+    return -0.5 * (d * math.log(2 * math.pi * var) + sq / var)
+
+
+def diag_gaussian_kl(mean_q: Tensor, var_q: Tensor, mean_p: Tensor, var_p: Tensor) -> Tensor:
+    """KL(N(mean_q, var_q) ‖ N(mean_p, var_p)) for diagonal Gaussians, summed over the last dim."""
+    return 0.5 * (
+        torch.log(var_p) - torch.log(var_q) + (var_q + (mean_q - mean_p).pow(2)) / var_p - 1.0
+    ).sum(-1)
+
+
+def standard_normal_kl(mean: Tensor, var: Tensor) -> Tensor:
+    """KL(N(mean, var) ‖ N(0, I)), summed over the last dim."""
+    return 0.5 * (mean.pow(2) + var - 1.0 - torch.log(var)).sum(-1)
+
+
+def categorical_uniform_kl(probs: Tensor) -> Tensor:
+    """KL(Cat(probs) ‖ Cat(1/K)) over the last dim; 0·log 0 is taken as 0."""
+    k = probs.shape[-1]
+    return torch.special.xlogy(probs, probs).sum(-1) + math.log(k)
+
+
+def product_of_gaussians(
+    means: Tensor, log_vars: Tensor, include_prior: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Global posterior q(β | X) as a product of per-observation Gaussian factors.
+
+    Args:
+        means: factor means m_i, ``[G, B, D]``.
+        log_vars: factor log-variances log v_i, ``[G, B, D]``.
+        include_prior: also multiply by the prior N(0, I) (one more factor of precision 1).
+
+    Returns:
+        ``(mean [G, D], var [G, D])`` with Λ = Σ_i 1/v_i (+1), var = 1/Λ,
+        mean = var · Σ_i m_i / v_i. Invariant to the order of the B observations.
+    """
+    precision = torch.exp(-log_vars)
+    total_precision = precision.sum(-2)
+    if include_prior:
+        total_precision = total_precision + 1.0
+    var = 1.0 / total_precision
+    mean = var * (precision * means).sum(-2)
+    return mean, var
+
+
+def ugvae_elbo(
+    x: Tensor,
+    reconstruction_mean: Tensor,
+    var_x: float,
+    local_mean: Tensor,
+    local_var: Tensor,
+    mixture_probs: Tensor,
+    prior_means: Tensor,
+    prior_vars: Tensor,
+    global_mean: Tensor,
+    global_var: Tensor,
+) -> ELBOTerms:
+    """Negative ELBO of G groups of B images, per image.
+
+    Args:
+        x: images ``[G, B, C, H, W]`` in [0, 1].
+        reconstruction_mean: decoder output f([z_i ; β]) ``[G, B, C, H, W]``.
+        var_x: likelihood variance.
+        local_mean, local_var: q(z_i | x_i), ``[G, B, dim_z]``.
+        mixture_probs: π_i = q(d_i | z_i), ``[G, B, K]``.
+        prior_means, prior_vars: μ_k(β), σ²_k(β) of each group's sampled β, ``[G, K, dim_z]``.
+        global_mean, global_var: q(β | X), ``[G, dim_beta]``.
+    """
+    n_images = x.shape[0] * x.shape[1]
+    log_lik = gaussian_log_likelihood(x, reconstruction_mean, var_x)  # [G, B]
+    kl_per_component = diag_gaussian_kl(
+        local_mean.unsqueeze(2),  # [G, B, 1, dz]
+        local_var.unsqueeze(2),
+        prior_means.unsqueeze(1),  # [G, 1, K, dz]
+        prior_vars.unsqueeze(1),
+    )  # [G, B, K]
+    local_kl = (mixture_probs * kl_per_component).sum(-1)  # [G, B]
+    mixture_kl = categorical_uniform_kl(mixture_probs)  # [G, B]
+    global_kl = standard_normal_kl(global_mean, global_var)  # [G]
+
+    reconstruction = -log_lik.sum() / n_images
+    local_kl = local_kl.sum() / n_images
+    mixture_kl = mixture_kl.sum() / n_images
+    global_kl = global_kl.sum() / n_images
+    return ELBOTerms(
+        loss=reconstruction + local_kl + mixture_kl + global_kl,
+        reconstruction=reconstruction,
+        local_kl=local_kl,
+        mixture_kl=mixture_kl,
+        global_kl=global_kl,
+    )

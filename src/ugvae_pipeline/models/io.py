@@ -1,0 +1,79 @@
+"""Saving and loading models: config beside the weights, loaded with ``weights_only=True``.
+
+The file holds only plain Python values and tensors, so loading never unpickles code. A file
+that needs arbitrary unpickling, names an unknown model type, or whose weights do not match
+its config is refused with an error that says which.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, BinaryIO
+
+import torch
+
+from ugvae_pipeline.models.config import UGVAEConfig
+from ugvae_pipeline.models.ugvae import UGVAE
+
+FORMAT_VERSION = 1
+MODEL_TYPES: dict[str, tuple[type, type]] = {"ugvae": (UGVAE, UGVAEConfig)}
+
+
+def model_to_payload(model: torch.nn.Module) -> dict[str, Any]:
+    """The dictionary written to disk: format version, model type, config and ``state_dict``."""
+    for name, (model_cls, _) in MODEL_TYPES.items():
+        if type(model) is model_cls:
+            return {
+                "format_version": FORMAT_VERSION,
+                "model_type": name,
+                "config": model.config.to_dict(),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            }
+    raise TypeError(f"cannot save a {type(model).__name__}; known model types: {sorted(MODEL_TYPES)}")
+
+
+def save_model(model: torch.nn.Module, file: str | os.PathLike | BinaryIO) -> None:
+    torch.save(model_to_payload(model), file)
+
+
+def load_model(file: str | os.PathLike | BinaryIO | bytes, map_location: str | torch.device = "cpu"):
+    """Rebuild a model from a file written by :func:`save_model`; returned in eval mode."""
+    source = io.BytesIO(file) if isinstance(file, bytes) else file
+    try:
+        payload = torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError and others for unsafe/corrupt files
+        raise ValueError(
+            f"refusing to load model file {_name(file)}: it is not a plain config + state_dict "
+            f"file loadable with weights_only=True ({type(err).__name__}: {str(err)[:300]})"
+        ) from err
+    if not isinstance(payload, dict) or not {"model_type", "config", "state_dict"} <= set(payload):
+        raise ValueError(
+            f"model file {_name(file)} lacks model_type/config/state_dict; "
+            "it was not written by ugvae_pipeline.models.io.save_model"
+        )
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"model file {_name(file)} has format_version {payload.get('format_version')!r}; "
+            f"this version reads {FORMAT_VERSION}"
+        )
+    model_type = payload["model_type"]
+    if model_type not in MODEL_TYPES:
+        raise ValueError(
+            f"model file {_name(file)} holds model_type {model_type!r}; known: {sorted(MODEL_TYPES)}"
+        )
+    model_cls, config_cls = MODEL_TYPES[model_type]
+    config = config_cls.from_dict(payload["config"])
+    model = model_cls(config)
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise ValueError(
+            f"model file {_name(file)}: weights do not match its config {config} "
+            f"(written by another architecture or edited?): {str(err)[:500]}"
+        ) from err
+    return model.to(map_location).eval()
+
+
+def _name(file: Any) -> str:
+    return str(file) if isinstance(file, (str, os.PathLike)) else "<stream>"

@@ -1,0 +1,5 @@
+"""Grouping: which images form each training and evaluation group."""
+
+from ugvae_pipeline.pipelines.grouping.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

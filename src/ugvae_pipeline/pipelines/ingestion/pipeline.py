@@ -1,0 +1,17 @@
+from kedro.pipeline import Pipeline, node
+
+from ugvae_pipeline.pipelines.ingestion.nodes import ingest_images
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                ingest_images,
+                inputs="params:data",
+                outputs=["images", "image_metadata"],
+                name="ingest_images",
+                tags=["ingestion"],
+            )
+        ]
+    )

@@ -1,0 +1,74 @@
+"""Nodes of the training pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from ugvae_pipeline import plotting
+from ugvae_pipeline.models import UGVAE, UGVAEConfig
+from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.seed import seed_everything
+from ugvae_pipeline.training.trainer import GroupBatcher, train
+
+
+def check_images_fit_model(images_shape: tuple[int, ...], config: UGVAEConfig) -> None:
+    c, h, w = images_shape[1:]
+    if (c, h, w) != (config.channels, config.image_size, config.image_size):
+        raise ValueError(
+            f"the images are {c}x{h}x{w} (C x H x W) but the model is configured for "
+            f"{config.channels}x{config.image_size}x{config.image_size} ({config.architecture}); "
+            f"set model.channels={c} and a model.architecture for {h}x{w} images, "
+            f"or data.image_size to the architecture's size"
+        )
+
+
+def train_model(
+    images: np.ndarray,
+    train_groups: np.ndarray,
+    heldout_groups: np.ndarray,
+    model_params: dict,
+    train_params: dict,
+) -> tuple[UGVAE, pd.DataFrame]:
+    """Seed, build the UG-VAE from ``model:`` and train it with ``train:`` on the group plan."""
+    config = UGVAEConfig.from_dict(model_params)
+    train_config = TrainConfig.from_dict(train_params)
+    check_images_fit_model(images.shape, config)
+    seed_everything(train_config.seed)
+    model = UGVAE(config)
+    return train(model, images, train_groups, heldout_groups, train_config)
+
+
+def model_for_mlflow(model: UGVAE) -> UGVAE:
+    """The saved model, handed to the MLflow ``pytorch`` flavour dataset (loaded back from disk)."""
+    return model
+
+
+def history_metrics(history: pd.DataFrame) -> dict[str, list[dict[str, float]]]:
+    """Per-epoch metrics, with the epoch as the MLflow step."""
+    columns = [c for c in history.columns if c != "epoch"]
+    return {
+        column: [{"value": float(v), "step": int(e)} for e, v in zip(history["epoch"], history[column])]
+        for column in columns
+    }
+
+
+def training_figures(
+    model: UGVAE, images: np.ndarray, heldout_groups: np.ndarray, history: pd.DataFrame, figure_params: dict
+) -> tuple[Figure, Figure, Figure]:
+    """Reconstructions of held-out groups, samples per mixture component, loss curves."""
+    batcher = GroupBatcher(images, torch.device("cpu"))
+    x = batcher(heldout_groups[: figure_params["n_groups"]])
+    with torch.no_grad():
+        encoding = model.encode(x)
+        reconstruction = model.decode(encoding.local_mean, encoding.global_mean)
+    return (
+        plotting.reconstruction_figure(x, reconstruction, figure_params["n_images"]),
+        plotting.component_samples_figure(model, figure_params["n_images"], figure_params["seed"]),
+        plotting.loss_curves_figure(history),
+    )
+
+
+__all__ = ["model_for_mlflow", "history_metrics", "train_model", "training_figures"]

@@ -1,0 +1,35 @@
+from kedro.pipeline import Pipeline, node
+
+from ugvae_pipeline.pipelines.training.nodes import (
+    history_metrics,
+    model_for_mlflow,
+    train_model,
+    training_figures,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                train_model,
+                inputs=["images", "train_groups", "heldout_groups", "params:model", "params:train"],
+                outputs=["ugvae_model", "training_history"],
+                name="train_ugvae",
+            ),
+            node(
+                model_for_mlflow,
+                inputs="ugvae_model",
+                outputs="ugvae_mlflow_model",
+                name="log_model_to_mlflow",
+            ),
+            node(history_metrics, inputs="training_history", outputs="training_metrics", name="log_training_metrics"),
+            node(
+                training_figures,
+                inputs=["ugvae_model", "images", "heldout_groups", "training_history", "params:figures"],
+                outputs=["reconstructions_figure", "component_samples_figure", "loss_curves_figure"],
+                name="plot_training_figures",
+            ),
+        ],
+        tags=["training"],
+    )

@@ -1,0 +1,70 @@
+"""Figures of a trained model: matplotlib ``Figure`` objects, saved by the Data Catalog."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are only ever written to files
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
+
+from ugvae_pipeline.models.elbo import ELBOTerms
+
+
+def _show_grid(ax, images: torch.Tensor, nrow: int, title: str) -> None:
+    """``images [N, C, H, W]`` in [0, 1] as one grid image on ``ax``."""
+    grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=1, pad_value=1.0)
+    ax.imshow(grid.permute(1, 2, 0).numpy().clip(0, 1), cmap="gray" if grid.shape[0] == 1 else None)
+    ax.set_title(title)
+    ax.axis("off")
+
+
+def reconstruction_figure(x: torch.Tensor, reconstruction: torch.Tensor, n_images: int = 16) -> Figure:
+    """Held-out groups ``[G, B, C, H, W]`` (top of each pair) above their reconstructions."""
+    n_groups = x.shape[0]
+    fig, axes = plt.subplots(n_groups, 1, figsize=(n_images * 0.6, n_groups * 1.6), squeeze=False)
+    for g in range(n_groups):
+        pair = torch.cat([x[g, :n_images], reconstruction[g, :n_images]])
+        _show_grid(axes[g, 0], pair, nrow=n_images, title=f"held-out group {g}: input / reconstruction")
+    fig.tight_layout()
+    return fig
+
+
+def component_samples_figure(model, n_per_component: int = 12, seed: int = 0) -> Figure:
+    """One row per mixture component k: z ~ N(μ_k(β), σ²_k(β)) decoded with β ~ N(0, I)."""
+    generator = torch.Generator().manual_seed(seed)
+    k = model.config.n_components
+    rows = [
+        model.sample(1, n_per_component, generator=generator, component=c)[0] for c in range(k)
+    ]
+    fig, ax = plt.subplots(figsize=(n_per_component * 0.6, k * 0.6 + 0.5))
+    _show_grid(ax, torch.cat(rows), nrow=n_per_component, title="samples per mixture component (rows)")
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves_figure(history: pd.DataFrame) -> Figure:
+    """Train and held-out negative ELBO and each term per image, against epoch."""
+    names = ELBOTerms.NAMES
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for split, style in (("train", "-"), ("heldout", "--")):
+            ax.plot(history["epoch"], history[f"{split}_{name}"], style, marker="o", ms=3, label=split)
+        ax.set_title(name.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0, 0].set_ylabel("nats per image")
+    axes[0, 0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)
+
+
+__all__ = ["component_samples_figure", "loss_curves_figure", "reconstruction_figure"]

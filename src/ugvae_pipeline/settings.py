@@ -1,0 +1,10 @@
+"""Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
+
+from ugvae_pipeline.hooks import MlflowArtifactsHook, ValidateParametersHook
+
+HOOKS = (ValidateParametersHook(), MlflowArtifactsHook())
+
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+}

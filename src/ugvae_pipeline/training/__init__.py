@@ -1,0 +1,1 @@
+"""Training loop, its configuration and seeding (no Kedro)."""

@@ -1,0 +1,76 @@
+"""Validated training parameters (the ``train:`` parameter group)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+PROGRESS = ("auto", "bar", "log", "off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a UG-VAE is trained.
+
+    Attributes:
+        epochs: passes over the training images (each epoch redraws its random groups).
+        learning_rate: Adam step size (official 5e-3).
+        group_size: B, images per group (official 128).
+        groups_per_step: G, groups processed in one optimisation step.
+        seed: seeds python, NumPy and torch.
+        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        precision: ``auto`` (bf16 autocast on CUDA devices that support it, else fp32), ``fp32``, ``bf16``.
+        compile: wrap the model in ``torch.compile``.
+        progress: ``auto`` (a bar on a terminal, log lines otherwise), ``bar``, ``log`` or ``off``.
+        log_every: steps between log lines when not showing a bar.
+    """
+
+    epochs: int = 20
+    learning_rate: float = 5e-3
+    group_size: int = 128
+    groups_per_step: int = 1
+    seed: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    progress: str = "auto"
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "group_size", "groups_per_step", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"train.{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"train.seed must be an integer >= 0, got {self.seed!r}")
+        lr = self.learning_rate
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
+            raise ValueError(f"train.learning_rate must be a number in (0, 1], got {lr!r}")
+        device = str(self.device)
+        if device.split(":")[0] not in DEVICES:
+            raise ValueError(f"train.device={self.device!r} is unknown; use one of {DEVICES} or cuda:N")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}")
+        if self.progress not in PROGRESS:
+            raise ValueError(f"train.progress={self.progress!r} is unknown; use one of {PROGRESS}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"train.compile must be true or false, got {self.compile!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        valid = {f.name for f in fields(cls)}
+        unknown = set(values) - valid
+        if unknown:
+            raise ValueError(
+                f"unknown train parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
+            )
+        values = dict(values)
+        lr = values.get("learning_rate")
+        if isinstance(lr, int) and not isinstance(lr, bool):
+            values["learning_rate"] = float(lr)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
