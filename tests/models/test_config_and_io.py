@@ -1,0 +1,72 @@
+"""Model configuration validation and the safe model file format."""
+
+import io
+import pickle
+
+import pytest
+import torch
+
+from ugvae_pipeline.models import UGVAE, UGVAEConfig, load_model, save_model
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"architecture": "resnet"}, "unknown; choose one of ['conv64', 'mlp28']"),
+        ({"architecture": "conv64", "image_size": 28}, "does not fit architecture 'conv64'"),
+        ({"architecture": "mlp28", "image_size": 64}, "takes 28x28 images"),
+        ({"n_components": 0}, "model.n_components must be an integer >= 1"),
+        ({"var_x": 0.0}, "model.var_x must be > 0"),
+        ({"var_x": -1.0}, "model.var_x must be > 0"),
+        ({"dim_beta": 2.5}, "model.dim_beta must be an integer >= 1"),
+        ({"global_prior_factor": "yes"}, "must be true or false"),
+        ({"dim_bta": 3}, "unknown model parameter(s) ['dim_bta']"),
+    ],
+)
+def test_bad_model_parameters_are_named(params, message):
+    with pytest.raises(ValueError) as err:
+        UGVAEConfig.from_dict(params)
+    assert message in str(err.value)
+
+
+def test_model_round_trip_is_exact_and_in_eval_mode(tmp_path):
+    torch.manual_seed(0)
+    cfg = UGVAEConfig(architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=5, n_components=3)
+    model = UGVAE(cfg)
+    model.train()
+    path = tmp_path / "m.pt"
+    save_model(model, path)
+    loaded = load_model(path)
+    assert not loaded.training
+    assert loaded.config == cfg
+    x = torch.rand(2, 4, 3, 64, 64)
+    model.eval()
+    assert torch.equal(model.encode(x).global_mean, loaded.encode(x).global_mean)
+
+
+class Payload:
+    def __reduce__(self):  # would run code if unpickled
+        return (print, ("pwned",))
+
+
+def test_file_needing_unpickling_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model_type": "ugvae", "config": {}, "state_dict": Payload()}, path)
+    with pytest.raises(ValueError, match="weights_only=True"):
+        load_model(path)
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ValueError, match="refusing to load"):
+        load_model(raw)
+
+
+def test_weights_of_another_architecture_are_refused():
+    small = UGVAE(UGVAEConfig(dim_z=4))
+    buffer = io.BytesIO()
+    save_model(small, buffer)
+    payload = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    payload["config"]["dim_z"] = 6  # config now disagrees with the weights
+    edited = io.BytesIO()
+    torch.save(payload, edited)
+    with pytest.raises(ValueError, match="weights do not match its config"):
+        load_model(edited.getvalue())
