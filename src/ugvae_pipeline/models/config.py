@@ -7,6 +7,9 @@ from typing import Any
 
 from ugvae_pipeline.models.architectures import ARCHITECTURES
 
+GLOBAL_FACTOR_INPUTS = ("features_and_probs", "probs", "features")
+MIXTURE_PRIORS = ("uniform", "global")
+
 
 @dataclass(frozen=True)
 class UGVAEConfig:
@@ -22,6 +25,13 @@ class UGVAEConfig:
         var_x: fixed variance of the Gaussian likelihood p(x | z, β), > 0.
         global_prior_factor: include N(0, I) as a factor of q(β | X). The official code does
             not (``False``); with it, q(β | X) has the exact conjugate-posterior form.
+        global_factor_input: what each observation's factor of q(β | X) is computed from:
+            ``features_and_probs`` (official: Linear(256+K, 2·dim_beta) on [h_i ; π_i]),
+            ``probs`` (Linear(K, 2·dim_beta) on π_i alone, so μ_β is a function of the
+            group's soft component histogram) or ``features`` (Linear(256, 2·dim_beta) on h_i).
+        mixture_prior: prior of the component d_i: ``uniform`` (official Cat(1/K)) or
+            ``global`` (p(d_i | β) = Cat(softmax(Linear(dim_beta, K)(β))), which gives β a
+            reason to encode the group's composition over the K components).
     """
 
     architecture: str = "mlp28"
@@ -32,6 +42,8 @@ class UGVAEConfig:
     n_components: int = 10
     var_x: float = 0.2
     global_prior_factor: bool = False
+    global_factor_input: str = "features_and_probs"
+    mixture_prior: str = "uniform"
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -58,6 +70,16 @@ class UGVAEConfig:
         if not isinstance(self.global_prior_factor, bool):
             raise ValueError(
                 f"model.global_prior_factor must be true or false, got {self.global_prior_factor!r}"
+            )
+
+        if self.global_factor_input not in GLOBAL_FACTOR_INPUTS:
+            raise ValueError(
+                f"model.global_factor_input={self.global_factor_input!r} is unknown; "
+                f"choose one of {GLOBAL_FACTOR_INPUTS}"
+            )
+        if self.mixture_prior not in MIXTURE_PRIORS:
+            raise ValueError(
+                f"model.mixture_prior={self.mixture_prior!r} is unknown; choose one of {MIXTURE_PRIORS}"
             )
 
     @classmethod

@@ -7,6 +7,9 @@ ELBO per group (maximised; the loss is its negative):
     − Σ_i KL(Cat(π_i) ‖ Cat(1/K))
     − KL(q(β | X) ‖ N(0, I))
 
+With ``model.mixture_prior: global`` the third term is Σ_i KL(Cat(π_i) ‖ p(d | β)), with
+p(d | β) = Cat(softmax(g(β))) evaluated at the sampled β.
+
 All terms are closed form between diagonal Gaussians / categoricals; the expectation over
 the component d_i is exact. Terms are reported per image: group sums divided by the number
 of images G·B, so the per-group global KL is shared by the B images of its group.
@@ -66,6 +69,11 @@ def categorical_uniform_kl(probs: Tensor) -> Tensor:
     return torch.special.xlogy(probs, probs).sum(-1) + math.log(k)
 
 
+def categorical_kl(probs: Tensor, prior_log_probs: Tensor) -> Tensor:
+    """KL(Cat(probs) ‖ Cat(exp(prior_log_probs))) over the last dim; 0·log 0 is taken as 0."""
+    return (torch.special.xlogy(probs, probs) - probs * prior_log_probs).sum(-1)
+
+
 def product_of_gaussians(
     means: Tensor, log_vars: Tensor, include_prior: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -100,6 +108,7 @@ def ugvae_elbo(
     prior_vars: Tensor,
     global_mean: Tensor,
     global_var: Tensor,
+    mixture_log_prior: Tensor | None = None,
 ) -> ELBOTerms:
     """Negative ELBO of G groups of B images, per image.
 
@@ -111,6 +120,8 @@ def ugvae_elbo(
         mixture_probs: π_i = q(d_i | z_i), ``[G, B, K]``.
         prior_means, prior_vars: μ_k(β), σ²_k(β) of each group's sampled β, ``[G, K, dim_z]``.
         global_mean, global_var: q(β | X), ``[G, dim_beta]``.
+        mixture_log_prior: log p(d | β) of each group's sampled β, ``[G, K]``; ``None`` is the
+            official uniform Cat(1/K).
     """
     n_images = x.shape[0] * x.shape[1]
     log_lik = gaussian_log_likelihood(x, reconstruction_mean, var_x)  # [G, B]
@@ -121,7 +132,10 @@ def ugvae_elbo(
         prior_vars.unsqueeze(1),
     )  # [G, B, K]
     local_kl = (mixture_probs * kl_per_component).sum(-1)  # [G, B]
-    mixture_kl = categorical_uniform_kl(mixture_probs)  # [G, B]
+    if mixture_log_prior is None:
+        mixture_kl = categorical_uniform_kl(mixture_probs)  # [G, B]
+    else:
+        mixture_kl = categorical_kl(mixture_probs, mixture_log_prior.unsqueeze(1))  # [G, B]
     global_kl = standard_normal_kl(global_mean, global_var)  # [G]
 
     reconstruction = -log_lik.sum() / n_images
@@ -135,3 +149,14 @@ def ugvae_elbo(
         mixture_kl=mixture_kl,
         global_kl=global_kl,
     )
+
+
+def annealed_loss(terms: ELBOTerms, global_kl_weight: float) -> Tensor:
+    """The training loss with the global KL weighted by ``global_kl_weight`` in [0, 1].
+
+    A warm-up only (``train.global_kl_warmup_epochs``): the weight reaches 1 and the loss is
+    the negative ELBO again; reported terms are always the unweighted ones.
+    """
+    if global_kl_weight == 1.0:
+        return terms.loss
+    return terms.loss - (1.0 - global_kl_weight) * terms.global_kl

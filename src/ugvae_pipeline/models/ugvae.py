@@ -101,8 +101,11 @@ class UGVAE(nn.Module):
         self.pre_encoder = arch.build_encoder(config.channels)
         self.local_encoder = nn.Linear(FEATURE_DIM, 2 * dz)
         self.mixture_encoder = nn.Sequential(nn.Linear(dz, 256), nn.Tanh(), nn.Linear(256, k))
-        self.global_encoder = nn.Linear(FEATURE_DIM + k, 2 * db)
+        factor_in = {"features_and_probs": FEATURE_DIM + k, "probs": k, "features": FEATURE_DIM}
+        self.global_encoder = nn.Linear(factor_in[config.global_factor_input], 2 * db)
         self.component_priors = ComponentPriors(db, dz, k)
+        # p(d | β): None is the official uniform Cat(1/K)
+        self.mixture_weights = nn.Linear(db, k) if config.mixture_prior == "global" else None
         self.decoder = arch.build_decoder(dz + db, config.channels)
 
     # -- inference ---------------------------------------------------------------------
@@ -122,9 +125,12 @@ class UGVAE(nn.Module):
         local_var = torch.exp(local_log_var)
         z = local_mean + torch.randn_like(local_mean) * local_var.sqrt() if sample else local_mean
         mixture_probs = torch.softmax(self.mixture_encoder(z), dim=-1)
-        factor_mean, factor_log_var = self.global_encoder(
-            torch.cat([h, mixture_probs], dim=-1)
-        ).chunk(2, dim=-1)
+        factor_input = {
+            "features_and_probs": lambda: torch.cat([h, mixture_probs], dim=-1),
+            "probs": lambda: mixture_probs,
+            "features": lambda: h,
+        }[self.config.global_factor_input]()
+        factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
         global_mean, global_var = product_of_gaussians(
             factor_mean, factor_log_var, include_prior=self.config.global_prior_factor
         )
@@ -153,6 +159,12 @@ class UGVAE(nn.Module):
         out = self.decoder(code.flatten(0, -2))
         return out.view(*z.shape[:-1], *out.shape[1:])
 
+    def mixture_log_prior(self, beta: Tensor) -> Tensor | None:
+        """log p(d | β) ``[G, K]`` for β ``[G, dim_beta]``; ``None`` for the uniform Cat(1/K)."""
+        if self.mixture_weights is None:
+            return None
+        return torch.log_softmax(self.mixture_weights(beta), dim=-1)
+
     def component_prior(self, beta: Tensor) -> tuple[Tensor, Tensor]:
         """Mixture prior of z given β ``[G, dim_beta]``: ``(means, vars)``, each ``[G, K, dim_z]``."""
         return self.component_priors(beta)
@@ -165,7 +177,7 @@ class UGVAE(nn.Module):
         generator: torch.Generator | None = None,
         component: int | None = None,
     ) -> Tensor:
-        """Draw groups from the generative model: β ~ N(0, I), d_i ~ Cat(1/K), z_i | d_i, β.
+        """Draw groups from the generative model: β ~ N(0, I), d_i ~ p(d | β), z_i | d_i, β.
 
         Returns pixel means ``[n_groups, group_size, C, H, W]``. With ``component`` set, every
         d_i is that component (to show what each mixture component generates).
@@ -174,10 +186,13 @@ class UGVAE(nn.Module):
         device = next(self.parameters()).device
         beta = torch.randn(n_groups, cfg.dim_beta, generator=generator, device=device)
         means, variances = self.component_priors(beta)  # [G, K, dz]
-        if component is None:
+        log_prior = self.mixture_log_prior(beta)
+        if component is None and log_prior is None:
             d = torch.randint(
                 cfg.n_components, (n_groups, group_size), generator=generator, device=device
             )
+        elif component is None:
+            d = torch.multinomial(log_prior.exp(), group_size, replacement=True, generator=generator)
         else:
             if not 0 <= component < cfg.n_components:
                 raise ValueError(f"component must be in [0, {cfg.n_components}), got {component}")
@@ -206,6 +221,7 @@ class UGVAE(nn.Module):
             prior_vars,
             encoding.global_mean,
             encoding.global_var,
+            self.mixture_log_prior(beta),
         )
         return UGVAEOutput(terms, encoding, z, beta, reconstruction)
 

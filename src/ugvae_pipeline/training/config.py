@@ -25,6 +25,9 @@ class TrainConfig:
         compile: wrap the model in ``torch.compile``.
         progress: ``auto`` (a bar on a terminal, log lines otherwise), ``bar``, ``log`` or ``off``.
         log_every: steps between log lines when not showing a bar.
+        global_kl_warmup_epochs: anneal the weight of the global KL in the training loss
+            linearly from 0 to 1 over this many epochs (per step), then train on the plain
+            negative ELBO; 0 (official) never anneals. Reported terms are always unweighted.
     """
 
     epochs: int = 20
@@ -37,6 +40,7 @@ class TrainConfig:
     compile: bool = False
     progress: str = "auto"
     log_every: int = 50
+    global_kl_warmup_epochs: float = 0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "group_size", "groups_per_step", "log_every"):
@@ -55,6 +59,11 @@ class TrainConfig:
             raise ValueError(f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}")
         if self.progress not in PROGRESS:
             raise ValueError(f"train.progress={self.progress!r} is unknown; use one of {PROGRESS}")
+        warmup = self.global_kl_warmup_epochs
+        if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not warmup >= 0:
+            raise ValueError(
+                f"train.global_kl_warmup_epochs must be a number >= 0 (0: no warm-up), got {warmup!r}"
+            )
         if not isinstance(self.compile, bool):
             raise ValueError(f"train.compile must be true or false, got {self.compile!r}")
 

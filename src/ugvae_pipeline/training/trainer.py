@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ugvae_pipeline.models.elbo import ELBOTerms
+from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ def train(
                 with _autocast(device, dtype):
                     terms = step_model(x).terms
                 optimizer.zero_grad(set_to_none=True)
-                terms.loss.backward()
+                annealed_loss(terms, _global_kl_weight(config, done, steps_per_epoch)).backward()
                 optimizer.step()
                 averager.add(terms, chunk.size)
                 step_losses.append(terms.loss.detach())
@@ -254,6 +254,13 @@ def train(
     finally:
         progress.close()
     return model.cpu().eval(), pd.DataFrame(rows)
+
+
+def _global_kl_weight(config: TrainConfig, steps_done: int, steps_per_epoch: int) -> float:
+    """Weight of the global KL at a step: linear 0 → 1 over ``global_kl_warmup_epochs``."""
+    if config.global_kl_warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, steps_done / (config.global_kl_warmup_epochs * steps_per_epoch))
 
 
 def _check_finite(step_losses: list[torch.Tensor], epoch: int, last_step: int) -> float:

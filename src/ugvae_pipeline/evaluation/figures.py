@@ -1,0 +1,106 @@
+"""Figures of the paper's experiments (§4.1–4.3), each returned as a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+
+from ugvae_pipeline.evaluation.metrics import standardise  # noqa: E402
+
+
+def _embed(codes: np.ndarray, method: str, seed: int) -> np.ndarray:
+    x = standardise(codes)
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        perplexity = float(min(30, max(2, (len(x) - 1) / 3)))
+        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'tsne' or 'pca', got {method!r}")
+
+
+def code_map(codes: np.ndarray, colour_by: np.ndarray, method: str = "tsne", title: str = "", seed: int = 0) -> Figure:
+    """2-D map (t-SNE or PCA of standardised codes) of codes ``[n, D]`` coloured by ``colour_by [n]``.
+
+    Use with μ_β coloured by group type (series, random, database) or μ_z coloured by label.
+    """
+    xy = _embed(codes, method, seed)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    values = np.asarray(colour_by)
+    for value in sorted(set(values.tolist()), key=str):
+        mask = values == value
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=8, label=str(value), alpha=0.8)
+    ax.legend(markerscale=2, fontsize=8, loc="best")
+    ax.set_title(title or f"{method.upper()} of codes")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def _image_grid(images: torch.Tensor, rows: int, cols: int, title: str) -> Figure:
+    """``images [rows·cols, C, H, W]`` in [0, 1] as one tiled figure."""
+    c, h, w = images.shape[1:]
+    tiles = images.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
+    fig, ax = plt.subplots(figsize=(cols * 0.6 + 0.5, rows * 0.6 + 0.5))
+    ax.imshow(tiles.squeeze(-1).numpy() if c == 1 else tiles.numpy(), cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+    ax.axis("off")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def interpolation_grid(
+    model: torch.nn.Module,
+    global_a: np.ndarray,
+    global_b: np.ndarray,
+    local_a: np.ndarray,
+    local_b: np.ndarray,
+    steps: int = 7,
+) -> Figure:
+    """Paper §4.1(a): rows interpolate μ_z (``local_a → local_b``, ``[dim_z]``), columns μ_β
+    (``global_a → global_b``, ``[dim_beta]``, two groups' global codes); ``steps × steps`` decodes.
+    Keep ``local_a == local_b`` for a fixed local code."""
+    t = torch.linspace(0, 1, steps)
+    z = (1 - t)[:, None] * torch.as_tensor(local_a).float() + t[:, None] * torch.as_tensor(local_b).float()
+    beta = (1 - t)[:, None] * torch.as_tensor(global_a).float() + t[:, None] * torch.as_tensor(global_b).float()
+    z_grid = z[:, None, :].expand(steps, steps, -1)  # row: z, column: β
+    beta_grid = beta[None, :, :].expand(steps, steps, -1)
+    images = model.decode(z_grid.reshape(1, steps * steps, -1), beta_grid.reshape(1, steps * steps, -1))
+    return _image_grid(images[0].cpu(), steps, steps, "rows: local code, columns: global code")
+
+
+@torch.no_grad()
+def component_sweep(
+    model: torch.nn.Module, component: int, steps: int = 7, radius: float = 1.5, z_spread: float = 1.0, seed: int = 0
+) -> Figure:
+    """Paper §4.1(b): columns sweep β along −radius·1 → +radius·1; rows are local codes
+    z = μ_k(β) + s·σ_k(β)·u for one fixed random direction u and s in −z_spread..z_spread."""
+    dim_beta = model.config.dim_beta
+    beta = torch.linspace(-radius, radius, steps)[:, None].expand(steps, dim_beta)  # [steps, D]
+    means, variances = model.component_prior(beta)  # [steps, K, dz]
+    mean, std = means[:, component], variances[:, component].sqrt()  # [steps, dz]
+    u = torch.randn(mean.shape[-1], generator=torch.Generator().manual_seed(seed))
+    s = torch.linspace(-z_spread, z_spread, steps)
+    z = mean[None, :, :] + s[:, None, None] * std[None, :, :] * u  # [rows s, cols β, dz]
+    images = model.decode(z.reshape(1, steps * steps, -1), beta[None].expand(steps, -1, -1).reshape(1, steps * steps, -1))
+    return _image_grid(images[0].cpu(), steps, steps, f"component {component}: columns β, rows z around μ_k(β)")
+
+
+def gmm_curve_figure(curve) -> Figure:
+    """Mean log-likelihood of grouped vs random codes against GMM components (``gmm_loglik_curve``)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(curve["components"], curve["grouped"], "o-", label="structured groups")
+    ax.plot(curve["components"], curve["random"], "s-", label="random groups")
+    ax.set_xlabel("GMM components")
+    ax.set_ylabel("mean log-likelihood of μ_β")
+    ax.legend()
+    fig.tight_layout()
+    return fig

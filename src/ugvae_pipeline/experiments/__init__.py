@@ -1,0 +1,1 @@
+"""Research scripts (no Kedro): train variants and score them with the fixed protocols."""

@@ -1,0 +1,83 @@
+import math
+
+import pytest
+import torch
+
+from ugvae_pipeline.models.config import UGVAEConfig
+from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss, categorical_kl, categorical_uniform_kl
+from ugvae_pipeline.models.ugvae import UGVAE
+from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.trainer import _global_kl_weight
+
+
+def test_categorical_kl_matches_uniform_and_definition():
+    probs = torch.softmax(torch.randn(3, 5, 4), -1)
+    uniform = torch.full((3, 1, 4), math.log(0.25))
+    torch.testing.assert_close(categorical_kl(probs, uniform), categorical_uniform_kl(probs))
+    prior = torch.log_softmax(torch.randn(3, 1, 4), -1)
+    expected = (probs * (probs.log() - prior)).sum(-1)
+    torch.testing.assert_close(categorical_kl(probs, prior), expected)
+    assert torch.all(categorical_kl(probs, probs.log()).abs() < 1e-6)
+
+
+@pytest.mark.parametrize("factor_input", ["features_and_probs", "probs", "features"])
+@pytest.mark.parametrize("mixture_prior", ["uniform", "global"])
+def test_every_variant_runs_the_public_api(factor_input, mixture_prior):
+    torch.manual_seed(0)
+    model = UGVAE(UGVAEConfig(global_factor_input=factor_input, mixture_prior=mixture_prior))
+    x = torch.rand(2, 6, 1, 28, 28)
+    out = model(x)
+    t = out.terms
+    torch.testing.assert_close(t.loss, t.reconstruction + t.local_kl + t.mixture_kl + t.global_kl)
+    assert t.mixture_kl >= 0
+    enc = model.encode(x)
+    assert enc.global_mean.shape == (2, 20) and enc.mixture_probs.shape == (2, 6, 10)
+    # q(β | X) is a product over the group: invariant to the order of the images
+    perm = model.encode(x[:, torch.randperm(6)])
+    torch.testing.assert_close(perm.global_mean, enc.global_mean, rtol=1e-4, atol=1e-5)
+    assert model.sample(3, 4).shape == (3, 4, 1, 28, 28)
+    assert model.decode(enc.local_mean, enc.global_mean).shape == x.shape
+    out.loss.backward()
+
+
+def test_official_has_no_mixture_weights_and_global_prior_depends_on_beta():
+    assert UGVAE(UGVAEConfig()).mixture_log_prior(torch.zeros(1, 20)) is None
+    model = UGVAE(UGVAEConfig(mixture_prior="global"))
+    with torch.no_grad():
+        model.mixture_weights.weight.zero_()
+        model.mixture_weights.weight[0, 0] = 5.0
+    log_prior = model.mixture_log_prior(torch.tensor([[1.0] + [0.0] * 19, [-1.0] + [0.0] * 19]))
+    assert log_prior.exp().sum(-1).allclose(torch.ones(2))
+    assert log_prior[0, 0] > log_prior[1, 0]
+    # samples follow p(d | β): with all mass on one component, every d_i is that component
+    with torch.no_grad():
+        model.mixture_weights.bias.copy_(torch.tensor([50.0] + [0.0] * 9))
+    assert model.mixture_log_prior(torch.zeros(1, 20)).exp()[0, 0] > 0.999
+
+
+def test_probs_factor_encoder_sees_only_mixture_probs():
+    model = UGVAE(UGVAEConfig(global_factor_input="probs"))
+    assert model.global_encoder.in_features == 10
+    assert UGVAE(UGVAEConfig()).global_encoder.in_features == 256 + 10
+
+
+def test_config_validation_names_the_choices():
+    with pytest.raises(ValueError, match="global_factor_input"):
+        UGVAEConfig(global_factor_input="pi")
+    with pytest.raises(ValueError, match="mixture_prior"):
+        UGVAEConfig(mixture_prior="dirichlet")
+    with pytest.raises(ValueError, match="global_kl_warmup_epochs"):
+        TrainConfig(global_kl_warmup_epochs=-1)
+    assert UGVAEConfig.from_dict({"mixture_prior": "global"}).mixture_prior == "global"
+
+
+def test_global_kl_warmup_schedule_and_loss():
+    config = TrainConfig(global_kl_warmup_epochs=2)
+    assert _global_kl_weight(config, 0, 10) == 0.0
+    assert _global_kl_weight(config, 10, 10) == 0.5
+    assert _global_kl_weight(config, 25, 10) == 1.0
+    assert _global_kl_weight(TrainConfig(), 0, 10) == 1.0
+    one = torch.tensor(1.0)
+    terms = ELBOTerms(loss=torch.tensor(10.0), reconstruction=one * 6, local_kl=one, mixture_kl=one, global_kl=one * 2)
+    assert annealed_loss(terms, 1.0) == 10.0
+    assert annealed_loss(terms, 0.25) == pytest.approx(8.5)
