@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from ugvae_pipeline.pipelines import grouping, ingestion, training
+from ugvae_pipeline.pipelines import evaluate, extract, grouping, ingestion, training
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -18,6 +18,8 @@ def register_pipelines() -> dict[str, Pipeline]:
         "ingestion": ingestion.create_pipeline(),
         "grouping": grouping.create_pipeline(),
         "training": training.create_pipeline(),
+        "extract": extract.create_pipeline(),
+        "evaluate": evaluate.create_pipeline(),
     }
     pipelines = dict(stages)
     pipelines["train"] = stages["ingestion"] + stages["grouping"] + stages["training"]

@@ -1,6 +1,10 @@
 from kedro.pipeline import Pipeline, node
 
-from ugvae_pipeline.pipelines.grouping.nodes import build_heldout_groups, build_training_groups
+from ugvae_pipeline.pipelines.grouping.nodes import (
+    build_evaluation_groups,
+    build_heldout_groups,
+    build_training_groups,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -17,6 +21,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["image_metadata", "params:groups.heldout"],
                 outputs=["heldout_groups", "heldout_group_metadata"],
                 name="build_heldout_groups",
+            ),
+            node(
+                build_evaluation_groups,
+                inputs=["image_metadata", "params:groups.evaluation"],
+                outputs=["evaluation_groups", "evaluation_group_metadata"],
+                name="build_evaluation_groups",
             ),
         ],
         tags=["grouping"],

@@ -1,0 +1,102 @@
+"""Nodes of the evaluate pipeline: scores, baselines and the paper's figures (§4.1, §4.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ugvae_pipeline.evaluation import figures
+from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
+from ugvae_pipeline.evaluation.report import RANDOM, representations, score_table
+from ugvae_pipeline.evaluation.tables import code_matrix
+
+
+def score_global_codes(
+    global_codes: pd.DataFrame,
+    local_codes: pd.DataFrame,
+    images: np.ndarray,
+    groups: np.ndarray,
+    image_metadata: pd.DataFrame,
+    evaluate_params: dict,
+) -> tuple[pd.DataFrame, dict, dict]:
+    """The score table, the same scores as a JSON-able dict, and as MLflow metrics."""
+    labels = image_metadata["label"].to_numpy()
+    reps = representations(global_codes, local_codes, images, groups, labels)
+    types = global_codes["group_type"].to_numpy(str)
+    table = score_table(reps, types, evaluate_params["seed"])
+    metrics = {
+        row["representation"]: {k: v for k, v in row.items() if k not in ("representation", "kind")}
+        for row in table.to_dict("records")
+    }
+    summary = {
+        "group_types": sorted(set(types)),
+        "n_groups": int(len(types)),
+        "group_size": int(groups.shape[1]),
+        "scores": metrics,
+    }
+    mlflow_metrics = {
+        f"eval_{rep}_{name}": [{"value": float(value), "step": 0}]
+        for rep, scores in metrics.items()
+        for name, value in scores.items()
+    }
+    return table, summary, mlflow_metrics
+
+
+def gmm_curve(global_codes: pd.DataFrame, evaluate_params: dict) -> tuple[pd.DataFrame, Figure]:
+    """Official §4.3 experiment: GMM log-likelihood of structured vs random μ_β, 2–9 components."""
+    random = (global_codes["group_type"] == RANDOM).to_numpy()
+    if not random.any() or random.all():
+        raise ValueError("the GMM curve needs both structured and random evaluation groups")
+    codes = code_matrix(global_codes, "global_mean")
+    curve = gmm_loglik_curve(codes[~random], codes[random], seed=evaluate_params["seed"])
+    return curve, figures.gmm_curve_figure(curve)
+
+
+def code_maps(
+    global_codes: pd.DataFrame, local_codes: pd.DataFrame, evaluate_params: dict
+) -> tuple[Figure, Figure, Figure]:
+    """t-SNE and PCA of μ_β coloured by group type; t-SNE of μ_z coloured by label."""
+    seed = evaluate_params["seed"]
+    codes = code_matrix(global_codes, "global_mean")
+    types = global_codes["group_type"].to_numpy(str)
+    n_local = min(evaluate_params["local_map_images"], len(local_codes))
+    sample = local_codes.sample(n=n_local, random_state=seed)
+    return (
+        figures.code_map(codes, types, "tsne", "t-SNE of global codes μ_β by group type", seed),
+        figures.code_map(codes, types, "pca", "PCA of global codes μ_β by group type", seed),
+        figures.code_map(
+            code_matrix(sample, "local_mean"), sample["label"].to_numpy(), "tsne",
+            "t-SNE of local codes μ_z by label", seed,
+        ),
+    )
+
+
+def latent_traversals(
+    model, global_codes: pd.DataFrame, local_codes: pd.DataFrame, evaluate_params: dict
+) -> tuple[Figure, Figure]:
+    """§4.1: β interpolated between two groups with μ_z of one image fixed; per-component sweep."""
+    params = evaluate_params["interpolation"]
+    types = global_codes["group_type"]
+    available = sorted(types.unique())
+    for key in ("from_type", "to_type"):
+        if params[key] not in available:
+            raise ValueError(
+                f"evaluate.interpolation.{key}={params[key]!r} is not an evaluation group type; "
+                f"choose one of {available}"
+            )
+    group_a = global_codes[types == params["from_type"]].iloc[0]
+    group_b = global_codes[types == params["to_type"]].iloc[0]
+    beta_a = code_matrix(group_a.to_frame().T, "global_mean")[0]
+    beta_b = code_matrix(group_b.to_frame().T, "global_mean")[0]
+    first = local_codes[local_codes["group_id"] == group_a["group_id"]].sort_values("position").iloc[:1]
+    z = code_matrix(first, "local_mean")[0]
+    sweep = evaluate_params["sweep"]
+    if not 0 <= sweep["component"] < model.config.n_components:
+        raise ValueError(
+            f"evaluate.sweep.component={sweep['component']} must be in [0, {model.config.n_components})"
+        )
+    return (
+        figures.interpolation_grid(model, beta_a, beta_b, z, z, steps=params["steps"]),
+        figures.component_sweep(model, sweep["component"], sweep["steps"], sweep["radius"], seed=evaluate_params["seed"]),
+    )

@@ -1,0 +1,42 @@
+from kedro.pipeline import Pipeline, node
+
+from ugvae_pipeline.pipelines.evaluate.nodes import code_maps, gmm_curve, latent_traversals, score_global_codes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                score_global_codes,
+                inputs=[
+                    "global_codes",
+                    "local_codes",
+                    "images",
+                    "evaluation_groups",
+                    "image_metadata",
+                    "params:evaluate",
+                ],
+                outputs=["evaluation_scores", "evaluation_summary", "evaluation_metrics"],
+                name="score_global_codes",
+            ),
+            node(
+                gmm_curve,
+                inputs=["global_codes", "params:evaluate"],
+                outputs=["gmm_loglik_curve", "gmm_loglik_curve_figure"],
+                name="gmm_loglik_curve_of_global_codes",
+            ),
+            node(
+                code_maps,
+                inputs=["global_codes", "local_codes", "params:evaluate"],
+                outputs=["global_tsne_figure", "global_pca_figure", "local_tsne_figure"],
+                name="map_codes",
+            ),
+            node(
+                latent_traversals,
+                inputs=["ugvae_model", "global_codes", "local_codes", "params:evaluate"],
+                outputs=["global_interpolation_figure", "component_sweep_figure"],
+                name="traverse_latents",
+            ),
+        ],
+        tags=["evaluate"],
+    )

@@ -1,0 +1,25 @@
+"""Nodes of the extract pipeline: encode evaluation groups with posterior means."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ugvae_pipeline.evaluation.encoding import encode_groups
+from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
+
+
+def extract_codes(
+    model,
+    images: np.ndarray,
+    image_metadata: pd.DataFrame,
+    groups: np.ndarray,
+    group_metadata: pd.DataFrame,
+    extract_params: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Global codes (one row per group) and local codes (one row per image), in chunks."""
+    codes = encode_groups(model, images, groups, chunk=extract_params["groups_per_chunk"])
+    return (
+        global_code_table(codes, group_metadata),
+        local_code_table(codes, groups, image_metadata, group_metadata),
+    )
