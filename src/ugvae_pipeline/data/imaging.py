@@ -75,7 +75,7 @@ def decode_image(path: Path, mode: str, image_size: int, crop_size: int | None =
             image.load()
             image = to_mode(image, mode)
             box = centre_crop_box(*image.size, crop_size)
-            image = image.resize((image_size, image_size), Image.BILINEAR, box=box)
+            image = image.crop(box).resize((image_size, image_size), Image.BILINEAR)  # crop first: no bleed
     except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL raises all three on bad files
         raise ValueError(f"cannot read image {path}: {err}") from err
     except ValueError as err:
