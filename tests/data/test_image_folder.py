@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from ugvae_pipeline.data import imaging
 from ugvae_pipeline.data.image_folder import list_images, load_image_folder
 from ugvae_pipeline.data.imaging import build_image_cache, to_mode
 from ugvae_pipeline.data.sources import load_source
@@ -75,8 +78,15 @@ def test_cache_is_filled_in_place_in_path_order(image_folder_root):
     paths = list_images(image_folder_root)
     cache, kept = build_image_cache(paths, 1, 6)
     assert cache.shape == (7, 1, 6, 6) and kept.all()
-    assert cache.base is not None or cache.flags.owndata  # one preallocated buffer, no float copy
+    assert cache.dtype == np.uint8  # filled in place, never a float copy
     assert cache[paths.index(image_folder_root / "top.webp")].min() == 200
+
+
+def test_large_jobs_log_progress_off_a_terminal(image_folder_root, monkeypatch, caplog):
+    monkeypatch.setattr(imaging, "PROGRESS_MIN_IMAGES", 5)
+    with caplog.at_level(logging.INFO, logger=imaging.__name__):
+        build_image_cache(list_images(image_folder_root), 3, 4, desc="faces")
+    assert any("faces: 7/7 images" in message for message in caplog.messages)
 
 
 def test_la_image_is_composited_on_white():
