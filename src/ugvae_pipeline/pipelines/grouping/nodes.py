@@ -1,22 +1,44 @@
-"""Nodes of the grouping pipeline: labels never enter; groups are index arrays."""
+"""Nodes of the grouping pipeline: labels never enter training groups; groups are index arrays."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 
-from ugvae_pipeline.data.grouping import group_table, random_group_plan, random_groups, split_indices
+from ugvae_pipeline.data.grouping import (
+    attribute_groups,
+    class_groups,
+    domain_group_plan,
+    domain_groups,
+    group_table,
+    random_group_plan,
+    random_groups,
+    split_indices,
+)
 from ugvae_pipeline.data.series import series_groups
 
+log = logging.getLogger(__name__)
 
-def build_training_groups(image_metadata: pd.DataFrame, train_params: dict) -> np.ndarray:
-    """Random groups of ``train.group_size`` training images, redrawn each epoch: ``[E, n, B]``."""
-    return random_group_plan(
-        split_indices(image_metadata, "train"),
-        group_size=train_params["group_size"],
-        epochs=train_params["epochs"],
-        seed=train_params["seed"],
-    )
+TRAINING_STRATEGIES = ("random", "mixed_domains")
+
+
+def build_training_groups(image_metadata: pd.DataFrame, train_params: dict, groups_params: dict) -> np.ndarray:
+    """Training groups ``[E, n, B]`` of ``train.group_size`` training images, redrawn each epoch.
+
+    ``groups.training.strategy``: ``random`` (i.i.d. random groups, the paper's unsupervised
+    setting) or ``mixed_domains`` (each member from domain A with probability
+    ``groups.domain.p``; needs ``data.source=mixed``).
+    """
+    strategy = groups_params["training"]["strategy"]
+    size, epochs, seed = train_params["group_size"], train_params["epochs"], train_params["seed"]
+    if strategy == "random":
+        return random_group_plan(split_indices(image_metadata, "train"), size, epochs, seed)
+    if strategy == "mixed_domains":
+        domain = groups_params["domain"]
+        return domain_group_plan(image_metadata, size, epochs, seed, p=domain["p"], domains=domain.get("domains"))
+    raise ValueError(f"groups.training.strategy={strategy!r} is unknown; choose one of {TRAINING_STRATEGIES}")
 
 
 def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
@@ -30,39 +52,50 @@ def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> 
     return groups, group_table(len(groups), "random", "random")
 
 
-def build_evaluation_groups(
-    image_metadata: pd.DataFrame, evaluation_params: dict
-) -> tuple[np.ndarray, pd.DataFrame]:
-    """Structured and random evaluation groups ``[n, B]`` from held-out images, and their table.
+def _series(metadata: pd.DataFrame, params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    groups, table, _ = series_groups(
+        metadata["label"].to_numpy(), split_indices(metadata, "heldout"), params["groups_per_series"],
+        params["group_size"], tuple(params["names"]), n_numbers=params["n_numbers"], seed=params["seed"],
+    )
+    return groups, table
 
-    Structured groups are digit series (SPEC §6) when ``series.names`` is non-empty; random
-    groups (``group_type`` ``random``) are the unstructured reference. The table keeps, per
-    group, its strategy, type and the labels of its members (for evaluation only).
+
+def _keyword(function):
+    return lambda metadata, params: function(metadata, **params)
+
+
+EVALUATION_STRATEGIES = {
+    "series": _series,  # MNIST digit series (SPEC §6)
+    "class": _keyword(class_groups),  # members share a label
+    "attribute": _keyword(attribute_groups),  # members share an attribute value (CelebA)
+    "domain": _keyword(domain_groups),  # single-domain groups of A and of B, and mixed groups
+}
+
+
+def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """Structured evaluation groups ``[n, B]`` of held-out images plus random ones, and their table.
+
+    ``groups.evaluation.strategy`` picks the structured groups (their parameters are the
+    ``groups.<strategy>`` block); ``groups.evaluation.random`` appends random held-out groups
+    (``group_type`` ``random``), the unstructured reference. The table keeps per group its
+    strategy, type and, for labelled sources, the labels of its members (evaluation only).
     """
-    heldout = split_indices(image_metadata, "heldout")
-    labels = image_metadata["label"].to_numpy()
-    size = evaluation_params["group_size"]
-    parts, tables = [], []
-    series = evaluation_params.get("series") or {}
-    if series.get("names"):
-        groups, table, _ = series_groups(
-            labels, heldout, series["groups_per_series"], size, tuple(series["names"]),
-            n_numbers=series.get("n_numbers", 256), seed=series["seed"],
-        )
-        parts.append(groups)
-        tables.append(table.drop(columns="group_id"))
-    rand = evaluation_params.get("random") or {}
-    if rand.get("n_groups"):
-        groups = random_groups(heldout, rand["n_groups"], size, seed=rand["seed"])
-        parts.append(groups)
-        tables.append(group_table(len(groups), "random", "random").drop(columns="group_id"))
-    if not parts:
+    evaluation = groups_params["evaluation"]
+    strategy = evaluation["strategy"]
+    if strategy not in EVALUATION_STRATEGIES:
         raise ValueError(
-            "groups.evaluation builds no groups: set groups.evaluation.series.names and/or "
-            "groups.evaluation.random.n_groups"
+            f"groups.evaluation.strategy={strategy!r} is unknown; choose one of {sorted(EVALUATION_STRATEGIES)}"
         )
-    groups = np.concatenate(parts)
-    table = pd.concat(tables, ignore_index=True)
-    table.insert(0, "group_id", np.arange(len(table), dtype=np.int64))
+    groups, table = EVALUATION_STRATEGIES[strategy](image_metadata, groups_params[strategy])
+    n_random = (evaluation.get("random") or {}).get("n_groups") or 0
+    if n_random:
+        extra = random_groups(
+            split_indices(image_metadata, "heldout"), n_random, groups.shape[1], evaluation["random"]["seed"]
+        )
+        groups = np.concatenate([groups, extra])
+        table = pd.concat([table, group_table(n_random, "random", "random")], ignore_index=True)
+    table["group_id"] = np.arange(len(table), dtype=np.int64)
+    labels = image_metadata["label"].to_numpy()
     table["member_labels"] = list(labels[groups])
+    log.info("built %d evaluation groups of %d: %s", len(groups), groups.shape[1], table["group_type"].value_counts().to_dict())
     return groups, table

@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 build_training_groups,
-                inputs=["image_metadata", "params:train"],
+                inputs=["image_metadata", "params:train", "params:groups"],
                 outputs="train_groups",
                 name="build_training_groups",
             ),
@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 build_evaluation_groups,
-                inputs=["image_metadata", "params:groups.evaluation"],
+                inputs=["image_metadata", "params:groups"],
                 outputs=["evaluation_groups", "evaluation_group_metadata"],
                 name="build_evaluation_groups",
             ),

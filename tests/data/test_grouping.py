@@ -1,0 +1,166 @@
+"""Grouping strategies and their vectorised helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ugvae_pipeline.data.grouping import (
+    attribute_groups,
+    class_groups,
+    domain_group_plan,
+    domain_groups,
+    draw_by_value,
+    mix_groups,
+    random_groups,
+    sample_groups,
+    window_groups,
+)
+from ugvae_pipeline.data.tables import image_table, random_split
+
+
+def _distinct_rows(groups: np.ndarray) -> bool:
+    ordered = np.sort(groups, axis=1)
+    return bool((np.diff(ordered, axis=1) != 0).all())
+
+
+@pytest.fixture
+def attribute_metadata() -> pd.DataFrame:
+    """400 images, half held out; Male alternates, Black_Hair on 1/4, Blond_Hair on another 1/4."""
+    n = 400
+    rng = np.random.default_rng(0)
+    hair = rng.permutation(np.repeat([0, 1, 2, 3], n // 4))
+    return image_table(
+        np.full(n, -1),
+        random_split(n, 0.5, 0),
+        "celeba",
+        Male=np.arange(n) % 2 == 0,
+        Black_Hair=hair == 1,
+        Blond_Hair=(hair == 2) | (np.arange(n) % 50 == 0),  # a few images have both
+    )
+
+
+def test_sample_groups_are_uniform_without_replacement():
+    pool = np.arange(100, 130)
+    groups = sample_groups(pool, 3000, 7, np.random.default_rng(0))
+    assert groups.shape == (3000, 7) and _distinct_rows(groups) and np.isin(groups, pool).all()
+    counts = np.bincount(groups.ravel() - 100, minlength=30)
+    expected = 3000 * 7 / 30
+    assert np.abs(counts - expected).max() < 5 * np.sqrt(expected)
+
+
+def test_random_groups_are_seeded():
+    indices = np.arange(50)
+    np.testing.assert_array_equal(random_groups(indices, 4, 10, 1), random_groups(indices, 4, 10, 1))
+    assert not np.array_equal(random_groups(indices, 4, 10, 1), random_groups(indices, 4, 10, 2))
+
+
+def test_window_groups_wrap_around():
+    groups = window_groups(np.arange(10), 200, 4, np.random.default_rng(0))
+    assert ((groups[:, 1:] - groups[:, :-1]) % 10 == 1).all() and set(groups[:, 0]) == set(range(10))
+
+
+def test_draw_by_value_matches_each_value():
+    pool_labels = np.random.default_rng(1).integers(0, 10, 600)
+    values = np.tile(np.arange(10), (50, 3))
+    drawn = draw_by_value(values, pool_labels, np.random.default_rng(2))
+    assert drawn.shape == values.shape
+    np.testing.assert_array_equal(pool_labels[drawn], values)
+    assert len(np.unique(drawn[values == 3])) > 0.8 * (pool_labels == 3).sum()  # spread over the class
+    with pytest.raises(ValueError, match=r"no image with value\(s\) \[11\]"):
+        draw_by_value(np.array([1, 11]), pool_labels, np.random.default_rng(0))
+
+
+def test_mixed_group_proportion_is_binomial():
+    pool_a, pool_b = np.arange(0, 500), np.arange(500, 800)
+    p, n_groups, size = 0.3, 400, 64
+    groups = mix_groups(pool_a, pool_b, n_groups, size, p, np.random.default_rng(0))
+    assert _distinct_rows(groups)
+    from_a = (groups < 500).sum(axis=1)
+    # the total from A is Binomial(n_groups * B, p): within 4 standard deviations
+    total, n = from_a.sum(), n_groups * size
+    assert abs(total - n * p) < 4 * np.sqrt(n * p * (1 - p))
+    # and the per-group spread is the binomial one, not a fixed count
+    assert 0.7 * size * p * (1 - p) < from_a.var() < 1.3 * size * p * (1 - p)
+
+
+def test_attribute_groups_share_the_attribute_and_are_heldout(attribute_metadata):
+    groups, table = attribute_groups(attribute_metadata, ["Black_Hair=1", "Blond_Hair=1"], 5, 20, seed=0)
+    assert groups.shape == (10, 20) and _distinct_rows(groups)
+    assert (attribute_metadata["split"].to_numpy()[groups] == "heldout").all()
+    black = table["group_type"].to_numpy() == "Black_Hair=1"
+    assert attribute_metadata["Black_Hair"].to_numpy()[groups[black]].all()
+    assert attribute_metadata["Blond_Hair"].to_numpy()[groups[~black]].all()
+    assert not attribute_metadata["Blond_Hair"].to_numpy()[groups[black]].any()  # exclusive
+    assert list(table.columns) == ["group_id", "strategy", "group_type", "attribute", "value"]
+    assert set(table["strategy"]) == {"attribute"} and set(table["attribute"]) == {"Black_Hair", "Blond_Hair"}
+
+
+def test_contrast_groups_and_random_third_class(attribute_metadata):
+    groups, table = attribute_groups(attribute_metadata, ["Male=1", "Male=0"], 4, 30, seed=1, n_random_groups=3)
+    assert groups.shape == (11, 30) and list(table["group_id"]) == list(range(11))
+    male = attribute_metadata["Male"].to_numpy()
+    assert male[groups[:4]].all() and not male[groups[4:8]].any()
+    assert list(table["group_type"][8:]) == ["random"] * 3 and set(table["strategy"][8:]) == {"random"}
+
+
+def test_unknown_attribute_lists_valid_names(attribute_metadata):
+    with pytest.raises(ValueError, match=r"unknown attribute 'Red_Hair'.*'Male', 'Black_Hair', 'Blond_Hair'"):
+        attribute_groups(attribute_metadata, ["Red_Hair=1"], 2, 4, seed=0)
+
+
+def test_too_few_images_reports_the_counts(attribute_metadata):
+    heldout = attribute_metadata[attribute_metadata["split"] == "heldout"]
+    n_male = int(heldout["Male"].sum())
+    with pytest.raises(ValueError, match=rf"too few heldout images to fill a group of 150: \{{'Male=1': {n_male}"):
+        attribute_groups(attribute_metadata, ["Male=1"], 2, 150, seed=0)
+
+
+def test_class_groups_share_a_label():
+    labels = np.repeat(np.arange(4), 30)
+    metadata = image_table(labels, np.array(["heldout", "train"] * 60), "digits")
+    groups, table = class_groups(metadata, n_groups=3, group_size=10, seed=0)
+    assert groups.shape == (12, 10)
+    assert (labels[groups] == labels[groups[:, :1]]).all()
+    assert list(table["group_type"][::3]) == ["label=0", "label=1", "label=2", "label=3"]
+    assert (metadata["split"].to_numpy()[groups] == "heldout").all()
+
+
+def test_class_groups_need_labels():
+    metadata = image_table(np.full(10, -1), np.array(["heldout"] * 10), "folder")
+    with pytest.raises(ValueError, match="need labelled images"):
+        class_groups(metadata, 1, 2, 0)
+
+
+@pytest.fixture
+def domain_metadata() -> pd.DataFrame:
+    table = image_table(np.zeros(700), random_split(700, 0.5, 0), "mixed")
+    table["domain"] = pd.Series(["A"] * 400 + ["B"] * 300, dtype="string")
+    return table
+
+
+def test_domain_groups_single_and_mixed(domain_metadata):
+    groups, table = domain_groups(domain_metadata, n_groups=30, group_size=40, seed=0, p=0.5)
+    domain = domain_metadata["domain"].to_numpy()
+    assert groups.shape == (90, 40) and (domain_metadata["split"].to_numpy()[groups] == "heldout").all()
+    assert (domain[groups[:30]] == "A").all() and (domain[groups[30:60]] == "B").all()
+    mixed_share = (domain[groups[60:]] == "A").mean()
+    assert abs(mixed_share - 0.5) < 4 * np.sqrt(0.25 / (30 * 40))
+    np.testing.assert_allclose(table["fraction_a"], (domain[groups] == "A").mean(axis=1))
+    assert list(table["group_type"].unique()) == ["A", "B", "mixed"]
+
+
+def test_domain_training_plan_uses_training_images(domain_metadata):
+    plan = domain_group_plan(domain_metadata, group_size=50, epochs=3, seed=1, p=0.8)
+    n_train = int((domain_metadata["split"] == "train").sum())
+    assert plan.shape == (3, n_train // 50, 50)
+    assert (domain_metadata["split"].to_numpy()[plan] == "train").all()
+    share = (domain_metadata["domain"].to_numpy()[plan] == "A").mean()
+    assert abs(share - 0.8) < 4 * np.sqrt(0.16 / plan.size)
+
+
+def test_domain_groups_need_a_domain_column():
+    metadata = image_table(np.zeros(10), np.array(["heldout"] * 10), "x")
+    with pytest.raises(ValueError, match="data.source=mixed"):
+        domain_groups(metadata, 1, 2, 0)

@@ -1,0 +1,94 @@
+"""image_folder source and the shared decoding steps, on a folder of mixed formats and modes."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ugvae_pipeline.data import imaging
+from ugvae_pipeline.data.image_folder import list_images, load_image_folder
+from ugvae_pipeline.data.imaging import build_image_cache, to_mode
+from ugvae_pipeline.data.sources import load_source
+
+
+def _by_name(images, metadata, name):
+    return images[int(np.flatnonzero(metadata["filename"].str.endswith(name).to_numpy())[0])]
+
+
+def test_every_mode_becomes_rgb_of_the_configured_size(image_folder_root):
+    params = {"source": "image_folder", "image_folder": {"root": str(image_folder_root), "image_size": 8}}
+    images, metadata = load_source(params)
+    assert images.shape == (7, 3, 8, 8) and images.dtype == np.uint8
+    assert "chien_été.bmp" in set(metadata["filename"].str.split("/").str[-1])
+    assert list(_by_name(images, metadata, "palette.gif")[:, 4, 4]) == [0, 255, 0]
+    assert list(_by_name(images, metadata, "rgb.JPG")[:, 4, 4]) == pytest.approx([0, 128, 255], abs=3)
+    assert set(_by_name(images, metadata, "wide16.png")[:, 4, 4]) == {128}  # 16-bit rescaled, not clipped
+    transparent = _by_name(images, metadata, "transparent.png")
+    assert list(transparent[:, 1, 4]) == [255, 0, 0] and list(transparent[:, 6, 4]) == [255, 255, 255]
+
+
+def test_grayscale_mode_and_centre_square_crop(image_folder_root):
+    images, metadata = load_image_folder(image_folder_root, channels=1, image_size=10)
+    assert images.shape == (7, 1, 10, 10)
+    gray = _by_name(images, metadata, "gray.png")[0]
+    # the 40x30 ramp loses 5 columns each side: it starts near 5/39*255 and ends near 34/39*255
+    assert 25 < gray[0, 0] < 45 and 210 < gray[0, -1] < 230
+
+
+def test_folder_column_split_and_labels(image_folder_root):
+    _, metadata = load_image_folder(image_folder_root, image_size=4, heldout_fraction=0.3, split_seed=1)
+    folders = dict(zip(metadata["filename"], metadata["folder"]))
+    assert folders["dogs/nested/wide16.png"] == "dogs" and folders["cats/gray.png"] == "cats" and folders["top.webp"] == ""
+    assert (metadata["label"] == -1).all() and (metadata["split"] == "heldout").sum() == 2
+    _, again = load_image_folder(image_folder_root, image_size=4, heldout_fraction=0.3, split_seed=1)
+    assert list(again["split"]) == list(metadata["split"])
+
+
+def test_listing_is_recursive_sorted_and_ignores_other_files(image_folder_root):
+    names = [p.relative_to(image_folder_root).as_posix() for p in list_images(image_folder_root)]
+    assert names == sorted(names) and "notes.txt" not in names and "dogs/nested/wide16.png" in names
+
+
+def test_missing_or_empty_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere does not exist.*data.image_folder.root"):
+        load_image_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no image files under .*empty.*\.png"):
+        load_image_folder(tmp_path / "empty")
+
+
+def test_bad_channel_count_fails_before_reading(tmp_path):
+    with pytest.raises(ValueError, match="channels must be 1 .* or 3"):
+        load_image_folder(tmp_path / "nowhere", channels=4)
+
+
+def test_corrupt_file_is_named_or_skipped(image_folder_root):
+    (image_folder_root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(ValueError, match=r"cannot read image .*broken.png.*skip_bad_images"):
+        load_image_folder(image_folder_root, image_size=4)
+    images, metadata = load_image_folder(image_folder_root, image_size=4, skip_bad_images=True)
+    assert len(images) == len(metadata) == 7 and metadata.attrs["skipped_images"] == 1
+    assert "cats/broken.png" not in set(metadata["filename"])
+
+
+def test_cache_is_filled_in_place_in_path_order(image_folder_root):
+    paths = list_images(image_folder_root)
+    cache, kept = build_image_cache(paths, 1, 6)
+    assert cache.shape == (7, 1, 6, 6) and kept.all()
+    assert cache.dtype == np.uint8  # filled in place, never a float copy
+    assert cache[paths.index(image_folder_root / "top.webp")].min() == 200
+
+
+def test_large_jobs_log_progress_off_a_terminal(image_folder_root, monkeypatch, caplog):
+    monkeypatch.setattr(imaging, "PROGRESS_MIN_IMAGES", 5)
+    with caplog.at_level(logging.INFO, logger=imaging.__name__):
+        build_image_cache(list_images(image_folder_root), 3, 4, desc="faces")
+    assert any("faces: 7/7 images" in message for message in caplog.messages)
+
+
+def test_la_image_is_composited_on_white():
+    la = Image.fromarray(np.stack([np.zeros((2, 2), np.uint8), np.array([[0, 255], [255, 0]], np.uint8)], -1), "LA")
+    assert np.asarray(to_mode(la, "L")).tolist() == [[255, 0], [0, 255]]

@@ -1,0 +1,74 @@
+"""The whole chain (`kedro run`, __default__): train, extract the codes, score and draw them."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from tests.conftest import run_kedro
+
+TINY = {
+    "train": {"epochs": 1, "group_size": 64, "progress": "off"},
+    "groups": {
+        "heldout": {"n_groups": 1, "group_size": 64},
+        "series": {"groups_per_series": 10, "group_size": 64},
+        "evaluation": {"random": {"n_groups": 5}},
+    },
+    "figures": {"n_groups": 1, "n_images": 8},
+    "evaluate": {"local_map_images": 200},
+}
+
+
+def _latest(folder):
+    (path,) = sorted(folder.glob("*/*"))[-1:]
+    return path
+
+
+def test_default_pipeline_extracts_and_scores_global_codes(project_copy):
+    run_kedro(project_copy, "__default__", TINY)
+    data = project_copy / "data"
+
+    groups = pd.read_parquet(_latest(data / "07_model_output" / "global_codes.parquet"))
+    assert len(groups) == 45  # 4 series x 10 + 5 random
+    assert groups["group_type"].value_counts().to_dict() == {
+        "even": 10, "odd": 10, "fibonacci": 10, "primes": 10, "random": 5,
+    }
+    assert {f"global_mean_{i:02d}" for i in range(20)} <= set(groups.columns)
+    assert (groups.filter(like="global_var_") > 0).all().all()
+    images = pd.read_parquet(_latest(data / "07_model_output" / "local_codes.parquet"))
+    assert len(images) == 45 * 64
+    probs = images.filter(like="mixture_prob_").to_numpy()
+    assert abs(probs.sum(1) - 1).max() < 1e-4
+    # series groups hold only digits of their series: odd numbers end in an odd digit
+    odd_groups = images[images["group_type"] == "odd"]
+    assert odd_groups["label"].isin(range(10)).all()
+
+    scores = pd.read_csv(_latest(data / "08_reporting" / "evaluation_scores.csv"))
+    assert list(scores["representation"]) == [
+        "global_code", "mean_local_code", "mean_image", "oracle_label_histogram",
+    ]
+    oracle = scores.set_index("representation").loc["oracle_label_histogram"]
+    assert oracle["svm_linear"] >= 0.5  # twice chance (0.25): the scores see the right group types
+    for column in ("kmeans_ari", "kmeans_nmi", "svm_linear", "svm_rbf", "svm_linear_with_random"):
+        assert scores[column].between(-1, 1).all()
+    summary = json.loads(_latest(data / "08_reporting" / "evaluation_summary.json").read_text())
+    assert summary["n_groups"] == 45 and summary["group_size"] == 64
+    assert summary["scores"]["global_code"]["svm_linear"] == scores.loc[0, "svm_linear"]
+    curve = pd.read_csv(_latest(data / "08_reporting" / "gmm_loglik_curve.csv"))
+    assert list(curve["components"]) == list(range(2, 10))
+
+    figures = {p.parent.parent.name for p in (data / "08_reporting" / "figures").glob("*/*/*.png")}
+    assert {
+        "global_tsne.png", "global_pca.png", "local_tsne.png", "gmm_loglik_curve.png",
+        "global_interpolation.png", "component_sweep.png",
+    } <= figures
+
+    client = MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ugvae_pipeline")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.metrics["eval_global_code_svm_linear"] == scores.loc[0, "svm_linear"]
+    assert "eval_mean_image_kmeans_ari" in run.data.metrics
+    evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert "evaluation/evaluation_scores.csv" in evaluation
