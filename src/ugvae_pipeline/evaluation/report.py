@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ugvae_pipeline.evaluation import baselines
+from ugvae_pipeline.evaluation import alignment, baselines
 from ugvae_pipeline.evaluation.metrics import group_structure_scores
 from ugvae_pipeline.evaluation.tables import code_matrix
 
@@ -53,3 +53,38 @@ def score_table(reps: dict[str, tuple[str, np.ndarray]], group_types: np.ndarray
         scores = group_structure_scores(codes[structured], group_types[structured], seed, random_codes)
         rows.append({"representation": name, "kind": kind, **scores})
     return pd.DataFrame(rows)
+
+
+def domain_alignment_scores(
+    global_codes: pd.DataFrame, local_codes: pd.DataFrame, image_metadata: pd.DataFrame, seed: int
+) -> dict[str, float]:
+    """Paper §4.2 on single-domain evaluation groups of two databases A and B.
+
+    ``domain_accuracy``: linear-SVM accuracy of the database from μ_β (the global space should
+    separate them). ``knn_a_to_b`` / ``knn_b_to_a``: a 5-NN label classifier fitted on one
+    database's local codes μ_z and scored on the other's (the local space should be shared);
+    ``knn_within_a`` / ``knn_within_b``: the same within one database (fit on half, score on the
+    other half), the reference. Empty when the groups do not span two databases.
+    """
+    if "domain" not in image_metadata.columns:
+        return {}
+    domains = [d for d in pd.unique(image_metadata["domain"].dropna()) if d in set(global_codes["group_type"])]
+    if len(domains) != 2:
+        return {}
+    a, b = domains
+    single = global_codes[global_codes["group_type"].isin(domains)]
+    scores = {"domain_accuracy": alignment.domain_accuracy(
+        code_matrix(single, "global_mean"), single["group_type"].to_numpy(str), seed
+    )}
+    images = local_codes[local_codes["group_type"].isin(domains)].drop_duplicates("image_id")
+    by_domain = {d: images[images["group_type"] == d] for d in domains}
+    codes = {d: code_matrix(t, "local_mean") for d, t in by_domain.items()}
+    labels = {d: t["label"].to_numpy() for d, t in by_domain.items()}
+    scores["knn_a_to_b"] = alignment.cross_domain_knn_accuracy(codes[a], labels[a], codes[b], labels[b])
+    scores["knn_b_to_a"] = alignment.cross_domain_knn_accuracy(codes[b], labels[b], codes[a], labels[a])
+    for key, d in (("knn_within_a", a), ("knn_within_b", b)):
+        half = len(codes[d]) // 2
+        scores[key] = alignment.cross_domain_knn_accuracy(
+            codes[d][:half], labels[d][:half], codes[d][half:], labels[d][half:]
+        )
+    return scores

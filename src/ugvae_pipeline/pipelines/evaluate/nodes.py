@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from ugvae_pipeline.evaluation import figures
 from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
-from ugvae_pipeline.evaluation.report import RANDOM, representations, score_table
+from ugvae_pipeline.evaluation.report import RANDOM, domain_alignment_scores, representations, score_table
 from ugvae_pipeline.evaluation.tables import code_matrix
 
 
@@ -20,7 +20,11 @@ def score_global_codes(
     image_metadata: pd.DataFrame,
     evaluate_params: dict,
 ) -> tuple[pd.DataFrame, dict, dict]:
-    """The score table, the same scores as a JSON-able dict, and as MLflow metrics."""
+    """The score table, the same scores as a JSON-able dict, and as MLflow metrics.
+
+    When the evaluation groups include single-domain groups of two databases (``domain``
+    strategy), the summary also holds the domain-alignment scores (§4.2).
+    """
     labels = image_metadata["label"].to_numpy()
     reps = representations(global_codes, local_codes, images, groups, labels)
     types = global_codes["group_type"].to_numpy(str)
@@ -29,17 +33,17 @@ def score_global_codes(
         row["representation"]: {k: v for k, v in row.items() if k not in ("representation", "kind")}
         for row in table.to_dict("records")
     }
+    domain = domain_alignment_scores(global_codes, local_codes, image_metadata, evaluate_params["seed"])
     summary = {
         "group_types": sorted(set(types)),
         "n_groups": int(len(types)),
         "group_size": int(groups.shape[1]),
         "scores": metrics,
+        "domain_alignment": domain,
     }
-    mlflow_metrics = {
-        f"eval_{rep}_{name}": [{"value": float(value), "step": 0}]
-        for rep, scores in metrics.items()
-        for name, value in scores.items()
-    }
+    flat = {f"{rep}_{name}": value for rep, scores in metrics.items() for name, value in scores.items()}
+    flat.update({f"domain_{name}": value for name, value in domain.items()})
+    mlflow_metrics = {f"eval_{name}": [{"value": float(value), "step": 0}] for name, value in flat.items()}
     return table, summary, mlflow_metrics
 
 
