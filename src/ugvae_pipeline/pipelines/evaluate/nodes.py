@@ -79,7 +79,8 @@ def code_maps(
 def latent_traversals(
     model, global_codes: pd.DataFrame, local_codes: pd.DataFrame, evaluate_params: dict
 ) -> tuple[Figure, Figure]:
-    """§4.1: β interpolated between two groups with μ_z of one image fixed; per-component sweep."""
+    """§4.1: a grid whose columns interpolate β between two groups and whose rows interpolate μ_z
+    between the first image of each (each row a fixed local code); the per-component sweep."""
     params = evaluate_params["interpolation"]
     types = global_codes["group_type"]
     available = sorted(types.unique())
@@ -93,14 +94,16 @@ def latent_traversals(
     group_b = global_codes[types == params["to_type"]].iloc[0]
     beta_a = code_matrix(group_a.to_frame().T, "global_mean")[0]
     beta_b = code_matrix(group_b.to_frame().T, "global_mean")[0]
-    first = local_codes[local_codes["group_id"] == group_a["group_id"]].sort_values("position").iloc[:1]
-    z = code_matrix(first, "local_mean")[0]
+    z_a, z_b = (
+        code_matrix(local_codes[local_codes["group_id"] == g["group_id"]].sort_values("position").iloc[:1], "local_mean")[0]
+        for g in (group_a, group_b)
+    )
     sweep = evaluate_params["sweep"]
     if not 0 <= sweep["component"] < model.config.n_components:
         raise ValueError(
             f"evaluate.sweep.component={sweep['component']} must be in [0, {model.config.n_components})"
         )
     return (
-        figures.interpolation_grid(model, beta_a, beta_b, z, z, steps=params["steps"]),
+        figures.interpolation_grid(model, beta_a, beta_b, z_a, z_b, steps=params["steps"]),
         figures.component_sweep(model, sweep["component"], sweep["steps"], sweep["radius"], seed=evaluate_params["seed"]),
     )
