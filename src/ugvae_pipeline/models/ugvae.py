@@ -118,8 +118,10 @@ class ComponentPriors(nn.Module):
 
     def forward(self, beta: Tensor) -> tuple[Tensor, Tensor]:
         """``beta [G, dim_beta]`` → ``(means [G, K, dim_z], vars [G, K, dim_z])``."""
-        hidden = F.relu(torch.einsum("gd,kdh->gkh", beta, self.weight1) + self.bias1)
-        out = torch.einsum("gkh,kho->gko", hidden, self.weight2) + self.bias2
+        k = self.weight1.shape[0]
+        # one batched matmul (with its bias) per layer, batched over the K components
+        hidden = F.relu(torch.baddbmm(self.bias1.unsqueeze(1), beta.expand(k, *beta.shape), self.weight1))
+        out = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2).transpose(0, 1)
         mean, pre_var = out.split(self.dim_z, dim=-1)
         return mean, torch.exp(torch.tanh(pre_var))
 
@@ -158,7 +160,7 @@ class UGVAE(nn.Module):
         local_var = torch.exp(local_log_var)
         if sample:
             eps = torch.randn_like(local_mean) if local_noise is None else local_noise
-            z = local_mean + eps * torch.exp(0.5 * local_log_var)
+            z = torch.addcmul(local_mean, eps, local_var.sqrt())
         else:
             z = local_mean
         mixture_probs = torch.softmax(self.mixture_encoder(z), dim=-1)
@@ -239,21 +241,20 @@ class UGVAE(nn.Module):
         """
         encoding, z = self._infer(x, sample=True, local_noise=None if noise is None else noise.local_code)
         eps = torch.randn_like(encoding.global_mean) if noise is None else noise.global_code
-        beta = encoding.global_mean + eps * encoding.global_var.sqrt()
+        beta = torch.addcmul(encoding.global_mean, eps, encoding.global_var.sqrt())
         prior_means, prior_vars = self.component_priors(beta)
         reconstruction = self.decode(z, beta)
-        terms = ugvae_elbo(
-            x,
-            reconstruction,
-            self.config.var_x,
-            encoding.local_mean,
-            encoding.local_var,
-            encoding.mixture_probs,
-            prior_means,
-            prior_vars,
-            encoding.global_mean,
-            encoding.global_var,
+        inputs = (
+            x, reconstruction, encoding.local_mean, encoding.local_var, encoding.mixture_probs,
+            prior_means, prior_vars, encoding.global_mean, encoding.global_var,
         )
+        if torch.is_autocast_enabled(x.device.type):
+            # the objective in fp32 even when the networks run in bf16
+            with torch.autocast(x.device.type, enabled=False):
+                inputs = tuple(t.float() for t in inputs)
+                terms = ugvae_elbo(*inputs[:2], self.config.var_x, *inputs[2:])
+        else:
+            terms = ugvae_elbo(*inputs[:2], self.config.var_x, *inputs[2:])
         return UGVAEOutput(terms, encoding, z, beta, reconstruction)
 
     def loss(self, x: Tensor, noise: LatentNoise | None = None) -> ELBOTerms:
