@@ -37,6 +37,40 @@ class GroupEncoding:
 
 
 @dataclass
+class LatentNoise:
+    """The standard-normal draws of one training step, for the reparameterised samples.
+
+    Drawn outside the model when a run must control them: data-parallel training draws the
+    noise of every group of a step on every process and keeps its own groups' share, so N
+    processes reproduce one process exactly; tests give two implementations the same noise.
+
+    Attributes:
+        local_code: ε of z_i = μ_z + ε σ_z, ``[G, B, dim_z]``.
+        global_code: ε of β = μ_β + ε σ_β, ``[G, dim_beta]``.
+    """
+
+    local_code: Tensor
+    global_code: Tensor
+
+    @classmethod
+    def draw(
+        cls,
+        config: UGVAEConfig,
+        n_groups: int,
+        group_size: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> LatentNoise:
+        local = torch.randn(n_groups, group_size, config.dim_z, generator=generator, device=device)
+        global_ = torch.randn(n_groups, config.dim_beta, generator=generator, device=device)
+        return cls(local, global_)
+
+    def __getitem__(self, groups: slice) -> LatentNoise:
+        """The noise of a slice of the groups."""
+        return LatentNoise(self.local_code[groups], self.global_code[groups])
+
+
+@dataclass
 class UGVAEOutput:
     """What one forward pass produces: the loss terms, the codes and the reconstructions.
 
@@ -84,8 +118,10 @@ class ComponentPriors(nn.Module):
 
     def forward(self, beta: Tensor) -> tuple[Tensor, Tensor]:
         """``beta [G, dim_beta]`` → ``(means [G, K, dim_z], vars [G, K, dim_z])``."""
-        hidden = F.relu(torch.einsum("gd,kdh->gkh", beta, self.weight1) + self.bias1)
-        out = torch.einsum("gkh,kho->gko", hidden, self.weight2) + self.bias2
+        k = self.weight1.shape[0]
+        # one batched matmul (with its bias) per layer, batched over the K components
+        hidden = F.relu(torch.baddbmm(self.bias1.unsqueeze(1), beta.expand(k, *beta.shape), self.weight1))
+        out = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2).transpose(0, 1)
         mean, pre_var = out.split(self.dim_z, dim=-1)
         return mean, torch.exp(torch.tanh(pre_var))
 
@@ -116,14 +152,20 @@ class UGVAE(nn.Module):
                 f"expected groups of images shaped [G, B, {c}, {s}, {s}], got {list(x.shape)}"
             )
 
-    def _infer(self, x: Tensor, sample: bool) -> tuple[GroupEncoding, Tensor]:
+    def _infer(
+        self, x: Tensor, sample: bool, local_noise: Tensor | None = None
+    ) -> tuple[GroupEncoding, Tensor]:
         """Posterior parameters and the local code used for π (sampled or the mean)."""
         self._check_groups(x)
         g, b = x.shape[:2]
         h = self.pre_encoder(x.flatten(0, 1)).view(g, b, FEATURE_DIM)
         local_mean, local_log_var = self.local_encoder(h).chunk(2, dim=-1)
         local_var = torch.exp(local_log_var)
-        z = local_mean + torch.randn_like(local_mean) * local_var.sqrt() if sample else local_mean
+        if sample:
+            eps = torch.randn_like(local_mean) if local_noise is None else local_noise
+            z = torch.addcmul(local_mean, eps, local_var.sqrt())
+        else:
+            z = local_mean
         mixture_probs = torch.softmax(self.mixture_encoder(z), dim=-1)
         factor_input = {
             "features_and_probs": lambda: torch.cat([h, mixture_probs], dim=-1),
@@ -204,27 +246,34 @@ class UGVAE(nn.Module):
         return self.decode(mean + noise * std, beta)
 
     # -- training ----------------------------------------------------------------------
-    def forward(self, x: Tensor) -> UGVAEOutput:
-        """One reparameterised sample of z_i and β per group; returns the loss and its terms."""
-        encoding, z = self._infer(x, sample=True)
-        beta = encoding.global_mean + torch.randn_like(encoding.global_mean) * encoding.global_var.sqrt()
+    def forward(self, x: Tensor, noise: LatentNoise | None = None) -> UGVAEOutput:
+        """One reparameterised sample of z_i and β per group; returns the loss and its terms.
+
+        Args:
+            x: groups of images ``[G, B, C, H, W]`` in [0, 1].
+            noise: the standard-normal draws to use; drawn from torch's global generator
+                when omitted.
+        """
+        encoding, z = self._infer(x, sample=True, local_noise=None if noise is None else noise.local_code)
+        eps = torch.randn_like(encoding.global_mean) if noise is None else noise.global_code
+        beta = torch.addcmul(encoding.global_mean, eps, encoding.global_var.sqrt())
         prior_means, prior_vars = self.component_priors(beta)
         reconstruction = self.decode(z, beta)
-        terms = ugvae_elbo(
-            x,
-            reconstruction,
-            self.config.var_x,
-            encoding.local_mean,
-            encoding.local_var,
-            encoding.mixture_probs,
-            prior_means,
-            prior_vars,
-            encoding.global_mean,
-            encoding.global_var,
-            self.mixture_log_prior(beta),
+        inputs = (
+            x, reconstruction, encoding.local_mean, encoding.local_var, encoding.mixture_probs,
+            prior_means, prior_vars, encoding.global_mean, encoding.global_var,
         )
+        log_prior = self.mixture_log_prior(beta)
+        if torch.is_autocast_enabled(x.device.type):
+            # the objective in fp32 even when the networks run in bf16
+            with torch.autocast(x.device.type, enabled=False):
+                inputs = tuple(t.float() for t in inputs)
+                log_prior = None if log_prior is None else log_prior.float()
+                terms = ugvae_elbo(*inputs[:2], self.config.var_x, *inputs[2:], mixture_log_prior=log_prior)
+        else:
+            terms = ugvae_elbo(*inputs[:2], self.config.var_x, *inputs[2:], mixture_log_prior=log_prior)
         return UGVAEOutput(terms, encoding, z, beta, reconstruction)
 
-    def loss(self, x: Tensor) -> ELBOTerms:
+    def loss(self, x: Tensor, noise: LatentNoise | None = None) -> ELBOTerms:
         """Negative ELBO per image and each of its terms, for groups ``x [G, B, C, H, W]``."""
-        return self.forward(x).terms
+        return self.forward(x, noise).terms

@@ -23,6 +23,10 @@ class TrainConfig:
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         precision: ``auto`` (bf16 autocast on CUDA devices that support it, else fp32), ``fp32``, ``bf16``.
         compile: wrap the model in ``torch.compile``.
+        devices: data-parallel processes (DistributedDataParallel). Each process takes whole
+            groups, ``groups_per_step`` of them per step, so a step sees ``devices ×
+            groups_per_step`` groups and matches one process with that many groups per step.
+            Processes are spawned on CUDA devices 0..devices-1 (NCCL), or on the CPU (Gloo).
         progress: ``auto`` (a bar on a terminal, log lines otherwise), ``bar``, ``log`` or ``off``.
         log_every: steps between log lines when not showing a bar.
         global_kl_warmup_epochs: anneal the weight of the global KL in the training loss
@@ -38,12 +42,13 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    devices: int = 1
     progress: str = "auto"
     log_every: int = 50
     global_kl_warmup_epochs: float = 0
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "group_size", "groups_per_step", "log_every"):
+        for name in ("epochs", "group_size", "groups_per_step", "log_every", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"train.{name} must be an integer >= 1, got {value!r}")

@@ -2,7 +2,14 @@
 
 Knows nothing of Kedro. Images arrive as a uint8 array ``[N, C, H, W]`` (possibly a
 memory map) and groups as index arrays; pixels are gathered per step, so a group never
-round-trips through Python image by image.
+round-trips through Python image by image. Datasets that fit are copied to the device once
+(uint8) and each epoch's group plan once, so a step makes no host-to-device copy at all.
+
+Data-parallel training (``train.devices > 1``, or a process group set up by ``torchrun``)
+shards every step along the groups axis: each process takes whole groups, since a group's
+global code needs all of its members. The reparameterisation noise of a step is drawn for
+all of its groups, identically on every process, and each keeps its own groups' share; so
+N processes with G groups each make exactly the update of one process with N·G groups.
 """
 
 from __future__ import annotations
@@ -10,16 +17,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sys
 import time
-from typing import Iterator
-
 import numpy as np
 import pandas as pd
 import torch
+from torch import distributed as dist
 from torch import nn
 
 from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss
+from ugvae_pipeline.models.ugvae import LatentNoise
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -51,10 +59,19 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
-class GroupBatcher:
-    """Turns index arrays ``[G, B]`` into float pixel tensors ``[G, B, C, H, W]`` in [0, 1]."""
+def make_optimizer(params, learning_rate: float, device: torch.device) -> torch.optim.Adam:
+    """Adam; the fused implementation (one kernel for all parameters) on CPU and CUDA."""
+    return torch.optim.Adam(params, lr=learning_rate, fused=device.type in ("cpu", "cuda"))
 
-    def __init__(self, images: np.ndarray, device: torch.device, channels_last: bool = False):
+
+class GroupBatcher:
+    """Turns index arrays ``[G, B]`` into float pixel tensors ``[G, B, C, H, W]`` in [0, 1].
+
+    An index may be a NumPy array or what :meth:`plan` returned (a device tensor when the
+    images are resident on the device).
+    """
+
+    def __init__(self, images: np.ndarray, device: torch.device):
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError(
                 f"images must be a uint8 array [N, C, H, W], got {images.dtype} {images.shape}"
@@ -66,12 +83,19 @@ class GroupBatcher:
         if images.nbytes <= RESIDENT_BYTES:
             self.resident = torch.from_numpy(np.ascontiguousarray(images)).to(device)
 
-    def __call__(self, index: np.ndarray) -> torch.Tensor:
-        shape = index.shape
+    def plan(self, groups: np.ndarray) -> np.ndarray | torch.Tensor:
+        """A group plan ``[n, B]`` moved to where pixels are gathered, in one copy."""
+        if self.resident is None:
+            return np.asarray(groups)
+        return torch.as_tensor(np.ascontiguousarray(groups), dtype=torch.long).to(self.device)
+
+    def __call__(self, index: np.ndarray | torch.Tensor) -> torch.Tensor:
+        shape = tuple(index.shape)
         if self.resident is not None:
-            flat = torch.as_tensor(index.reshape(-1), device=self.device)
+            flat = torch.as_tensor(index, device=self.device).reshape(-1)
             pixels = self.resident.index_select(0, flat)
         else:
+            index = index.cpu().numpy() if isinstance(index, torch.Tensor) else index
             pixels = torch.from_numpy(self.images[np.asarray(index).reshape(-1)])
             if self.device.type == "cuda":
                 pixels = pixels.pin_memory().to(self.device, non_blocking=True)
@@ -90,44 +114,73 @@ def check_groups(groups: np.ndarray, n_images: int, name: str, ndim: int) -> Non
         )
 
 
-def _chunks(groups: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(groups), size):
-        yield groups[start : start + size]
-
-
 class _TermAverager:
     """Image-weighted running means of the ELBO terms, kept on the device (no sync per step)."""
 
-    def __init__(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(len(ELBOTerms.NAMES), dtype=torch.float64, device=device)
         self.images = 0
 
     def add(self, terms: ELBOTerms, n_images: int) -> None:
-        for name in ELBOTerms.NAMES:
-            value = getattr(terms, name).detach().float() * n_images
-            self.sums[name] = self.sums[name] + value if name in self.sums else value
+        values = torch.stack([getattr(terms, name).detach().float() for name in ELBOTerms.NAMES])
+        self.sums += values * n_images
         self.images += n_images
 
+    def all_reduce(self) -> None:
+        """Sum over the processes of a process group (no-op without one)."""
+        if _distributed():
+            images = torch.tensor([float(self.images)], dtype=torch.float64, device=self.sums.device)
+            both = torch.cat([self.sums, images])
+            dist.all_reduce(both)
+            self.sums, self.images = both[:-1], int(both[-1].item())
+
     def means(self) -> dict[str, float]:
-        return {name: float(total) / self.images for name, total in self.sums.items()}
+        sums = self.sums.cpu().tolist()
+        return {name: total / max(self.images, 1) for name, total in zip(ELBOTerms.NAMES, sums)}
 
 
 @torch.no_grad()
 def evaluate_loss(
     model: nn.Module, batcher: GroupBatcher, groups: np.ndarray, groups_per_step: int,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | None = None, seed: int | None = None,
 ) -> dict[str, float]:
-    """Negative ELBO per image and its terms on fixed groups ``[n, B]``, in eval mode."""
+    """Negative ELBO per image and its terms on fixed groups ``[n, B]``, in eval mode.
+
+    With ``seed``, the reparameterisation noise is drawn from a generator seeded with it,
+    so repeated evaluations (each epoch, any number of processes) use the same noise.
+    In a process group, each process evaluates a contiguous share of the groups and the
+    result is the mean over all of them.
+    """
     was_training = model.training
     model.eval()
-    averager = _TermAverager()
-    for chunk in _chunks(groups, groups_per_step):
+    averager = _TermAverager(batcher.device)
+    rank, world = _rank_and_world()
+    share = np.array_split(np.arange(len(groups)), world)[rank]
+    noise = None
+    if seed is not None:
+        generator = torch.Generator(device=batcher.device).manual_seed(seed)
+        noise = LatentNoise.draw(model.config, len(groups), groups.shape[1], generator, batcher.device)
+    for start in range(0, len(share), groups_per_step):
+        picked = share[start : start + groups_per_step]
+        chunk = groups[picked]
         x = batcher(chunk)
         with _autocast(batcher.device, dtype):
-            terms = model(x).terms
+            if noise is None:
+                terms = model(x).terms
+            else:
+                terms = model(x, noise[int(picked[0]) : int(picked[-1]) + 1]).terms
         averager.add(terms, chunk.size)
+    averager.all_reduce()
     model.train(was_training)
     return averager.means()
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rank_and_world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if _distributed() else (0, 1)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None):
@@ -175,11 +228,17 @@ def train(
     train_groups: np.ndarray,
     heldout_groups: np.ndarray,
     config: TrainConfig,
-) -> tuple[nn.Module, pd.DataFrame]:
+) -> tuple[nn.Module, pd.DataFrame] | None:
     """Train with Adam on a group plan; return the model (CPU, eval mode) and its history.
 
+    With ``config.devices > 1`` this spawns that many data-parallel processes and returns
+    what the first one trained. Called inside an initialised process group (``torchrun``,
+    or the spawned processes), it trains this process's share and returns ``None`` on every
+    process but rank 0, so only rank 0 writes outputs.
+
     Args:
-        model: a UG-VAE (or any module whose forward returns an object with ``terms``).
+        model: a UG-VAE (a module with a ``config`` whose forward takes ``(x, noise)`` and
+            returns an object with ``terms``).
         images: uint8 ``[N, C, H, W]``.
         train_groups: ``[epochs, n_groups, B]`` image indices; epoch e uses ``train_groups[e]``.
         heldout_groups: ``[n_heldout, B']`` indices of images not trained on.
@@ -187,7 +246,8 @@ def train(
 
     Returns:
         The trained model and a table with one row per epoch: ``train_<term>`` and
-        ``heldout_<term>`` per image for every ELBO term, seconds and images per second.
+        ``heldout_<term>`` per image for every ELBO term, seconds and images per second
+        (over all processes).
 
     Raises:
         FloatingPointError: a non-finite loss, naming the epoch and step.
@@ -199,61 +259,126 @@ def train(
             f"train_groups holds {train_groups.shape[0]} epochs of groups but train.epochs="
             f"{config.epochs}; rebuild the groups with the same train.epochs"
         )
-    device = resolve_device(config.device)
+    if config.devices > 1 and not _distributed():
+        from ugvae_pipeline.training.distributed import spawn_training
+
+        return spawn_training(model, images, train_groups, heldout_groups, config)
+    return _train_process(model, images, train_groups, heldout_groups, config)
+
+
+def process_device(name: str) -> torch.device:
+    """This process's device: in a process group on CUDA, the GPU of its local rank."""
+    device = resolve_device(name)
+    if device.type == "cuda" and _distributed():
+        local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank() % torch.cuda.device_count()))
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def _train_process(
+    model: nn.Module,
+    images: np.ndarray,
+    train_groups: np.ndarray,
+    heldout_groups: np.ndarray,
+    config: TrainConfig,
+) -> tuple[nn.Module, pd.DataFrame] | None:
+    rank, world = _rank_and_world()
+    device = process_device(config.device)
     dtype = autocast_dtype(config.precision, device)
     model = model.to(device)
     if device.type == "cuda" and getattr(model.config, "architecture", "") == "conv64":
         model = model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if config.compile else model
-    batcher = GroupBatcher(images, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    train_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
 
-    n_groups = train_groups.shape[1]
-    steps_per_epoch = math.ceil(n_groups / config.groups_per_step)
-    progress = _Progress(config.progress, steps_per_epoch * config.epochs, config.log_every)
-    log.info(
-        "training on %s (%s): %d epochs x %d steps of %d group(s) of %d images",
-        device, "fp32" if dtype is None else str(dtype).replace("torch.", ""),
-        config.epochs, steps_per_epoch, config.groups_per_step, train_groups.shape[2],
+        # Gradients are averaged over processes; each holds the same number of images, so
+        # the average of per-process per-image means is the per-image mean of the whole step.
+        train_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    step_model = torch.compile(train_model) if config.compile else train_model
+    eval_model = step_model if world == 1 else model
+    batcher = GroupBatcher(images, device)
+    optimizer = make_optimizer(model.parameters(), config.learning_rate, device)
+    noise_generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    n_groups, group_size = train_groups.shape[1:]
+    usable = n_groups - n_groups % world
+    if usable == 0:
+        raise ValueError(
+            f"train_groups has {n_groups} groups per epoch, fewer than train.devices={world}"
+        )
+    if usable < n_groups and rank == 0:
+        log.warning(
+            "%d group(s) per epoch left out so that %d processes get equal shares",
+            n_groups - usable, world,
+        )
+    groups_per_step = config.groups_per_step * world  # over all processes
+    steps_per_epoch = math.ceil(usable / groups_per_step)
+    progress = _Progress(
+        config.progress if rank == 0 else "off", steps_per_epoch * config.epochs, config.log_every
     )
+    if rank == 0:
+        log.info(
+            "training on %s%s (%s): %d epochs x %d steps of %d group(s) of %d images",
+            device, f" x {world} processes" if world > 1 else "",
+            "fp32" if dtype is None else str(dtype).replace("torch.", ""),
+            config.epochs, steps_per_epoch, groups_per_step, group_size,
+        )
     rows = []
     done = 0
     try:
         for epoch in range(1, config.epochs + 1):
             model.train()
-            averager = _TermAverager()
+            averager = _TermAverager(device)
             step_losses: list[torch.Tensor] = []
+            plan = batcher.plan(train_groups[epoch - 1, :usable])  # one copy per epoch
             start = time.perf_counter()
-            for step, chunk in enumerate(_chunks(train_groups[epoch - 1], config.groups_per_step), 1):
-                x = batcher(chunk)
+            for step, first in enumerate(range(0, usable, groups_per_step), 1):
+                chunk = plan[first : first + groups_per_step]
+                share = len(chunk) // world
+                mine = slice(rank * share, (rank + 1) * share)
+                # noise for every group of the step, the same on every process
+                noise = LatentNoise.draw(
+                    model.config, len(chunk), group_size, noise_generator, device
+                )[mine]
+                x = batcher(chunk[mine])
                 with _autocast(device, dtype):
-                    terms = step_model(x).terms
+                    terms = step_model(x, noise).terms
                 optimizer.zero_grad(set_to_none=True)
                 annealed_loss(terms, _global_kl_weight(config, done, steps_per_epoch)).backward()
                 optimizer.step()
-                averager.add(terms, chunk.size)
+                averager.add(terms, share * group_size)
                 step_losses.append(terms.loss.detach())
                 done += 1
                 shown = None
                 if done % config.log_every == 0 or step == steps_per_epoch:
                     shown = _check_finite(step_losses, epoch, step)
                 progress.step(done, epoch, shown)
+            averager.all_reduce()
             seconds = time.perf_counter() - start
             row = {"epoch": epoch}
             row.update({f"train_{k}": v for k, v in averager.means().items()})
-            heldout = evaluate_loss(step_model, batcher, heldout_groups, config.groups_per_step, dtype)
+            heldout = evaluate_loss(
+                eval_model, batcher, heldout_groups, config.groups_per_step, dtype, seed=config.seed
+            )
             row.update({f"heldout_{k}": v for k, v in heldout.items()})
             row["seconds"] = seconds
             row["images_per_second"] = averager.images / seconds
             rows.append(row)
-            log.info(
-                "epoch %d/%d: train loss %.3f, held-out loss %.3f per image (%.1fs, %.0f images/s)",
-                epoch, config.epochs, row["train_loss"], row["heldout_loss"], seconds,
-                row["images_per_second"],
-            )
+            if rank == 0:
+                log.info(
+                    "epoch %d/%d: train loss %.3f, held-out loss %.3f per image (%.1fs, %.0f images/s)",
+                    epoch, config.epochs, row["train_loss"], row["heldout_loss"], seconds,
+                    row["images_per_second"],
+                )
     finally:
         progress.close()
-    return model.cpu().eval(), pd.DataFrame(rows)
+    if rank != 0:
+        return None
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+    return model, pd.DataFrame(rows)
 
 
 def _global_kl_weight(config: TrainConfig, steps_done: int, steps_per_epoch: int) -> float:
