@@ -81,7 +81,7 @@ class GroupBatcher:
         self.n_images = images.shape[0]
         self.resident = None
         if images.nbytes <= RESIDENT_BYTES:
-            self.resident = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+            self.resident = torch.from_numpy(np.array(images)).to(device)  # a writable copy in memory
 
     def plan(self, groups: np.ndarray) -> np.ndarray | torch.Tensor:
         """A group plan ``[n, B]`` moved to where pixels are gathered, in one copy."""
