@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ugvae_pipeline.data.grouping import draw_by_value
+
 
 def even_numbers(n: int) -> list[int]:
     """0, 2, 4, ..."""
@@ -115,17 +117,11 @@ def series_groups(
         names += [name] * groups_per_series
     digits = np.concatenate(digit_rows)  # [S·n, B]
 
-    # pool images sorted by class: class c occupies sorted_pool[start[c] : start[c] + count[c]]
     pool_labels = labels[pool].astype(np.int64)
-    order = np.argsort(pool_labels, kind="stable")
-    sorted_pool = pool[order]
-    count = np.bincount(pool_labels, minlength=10)
-    start = np.concatenate([[0], np.cumsum(count)[:-1]])
-    missing = sorted(set(np.unique(digits).tolist()) - set(np.flatnonzero(count).tolist()))
+    missing = sorted(set(np.unique(digits).tolist()) - set(np.unique(pool_labels).tolist()))
     if missing:
         raise ValueError(f"the image pool has no image of digit(s) {missing} used by the series")
-    pick = (rng.random(digits.shape) * count[digits]).astype(np.int64)
-    groups = sorted_pool[start[digits] + pick]
+    groups = pool[draw_by_value(digits, pool_labels, rng)]
 
     n = len(groups)
     table = pd.DataFrame(
