@@ -36,6 +36,9 @@ OFFICIAL_MODEL = dict(dim_z=10, dim_beta=20, n_components=10, var_x=0.2)
 OFFICIAL_TRAIN = dict(epochs=20, learning_rate=5e-3, group_size=128, groups_per_step=1, seed=1,
                       device="cpu", precision="fp32", progress="off")
 
+RECOMMENDED_MODEL = dict(global_factor_input="probs", global_factor_variance="shared",
+                         mixture_prior="global", n_components=30, dim_beta=32)
+
 # name -> (what changed, model overrides, train overrides, training groups)
 VARIANTS: dict[str, tuple[str, dict, dict, str]] = {
     "official": ("official settings, 20 epochs", {}, {}, "random"),
@@ -58,6 +61,20 @@ VARIANTS: dict[str, tuple[str, dict, dict, str]] = {
                             {"global_factor_input": "probs", "mixture_prior": "global"},
                             {"global_kl_warmup_epochs": 10}, "random"),
     "structured_official": ("official, trained on series groups (train digits)", {}, {}, "series"),
+    # the recommended default: factors from π_i with one shared variance (μ_β linear in the
+    # group's mean π), β-dependent mixture weights, K=30, dim_beta=32, 60 epochs
+    "shared_k30": ("π factors, shared var, p(d|β), K=30, dim_β=32, 60 ep", RECOMMENDED_MODEL, {"epochs": 60}, "random"),
+    "shared_k30_seed2": ("shared_k30, seed 2", RECOMMENDED_MODEL, {"epochs": 60, "seed": 2}, "random"),
+    "shared_k30_uniform": ("shared_k30 with uniform Cat(1/K)", {**RECOMMENDED_MODEL, "mixture_prior": "uniform"},
+                           {"epochs": 60}, "random"),
+    "shared_k10": ("π factors, shared var, p(d|β), official K=10, dim_β=20, 60 ep",
+                   {"global_factor_input": "probs", "mixture_prior": "global", "global_factor_variance": "shared"},
+                   {"epochs": 60}, "random"),
+    "shared_k30_120ep": ("shared_k30, 120 epochs", RECOMMENDED_MODEL, {"epochs": 120}, "random"),
+    "shared_k50": ("π factors, shared var, p(d|β), K=50, dim_β=50, 60 ep",
+                   {**RECOMMENDED_MODEL, "n_components": 50, "dim_beta": 50}, {"epochs": 60}, "random"),
+    "structured_shared_k30": ("shared_k30 trained on series groups (train digits)", RECOMMENDED_MODEL,
+                              {"epochs": 60}, "series"),
 }
 
 
