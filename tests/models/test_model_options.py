@@ -98,3 +98,10 @@ def test_shared_variance_probs_factors_give_linear_function_of_mean_probs():
     torch.testing.assert_close(enc.global_var, torch.exp(torch.linspace(-1, 1, 20)).expand(3, 20) / 16)
     with pytest.raises(ValueError, match="global_factor_variance"):
         UGVAEConfig(global_factor_variance="tied")
+
+
+def test_conv28_architecture_runs_the_model():
+    model = UGVAE(UGVAEConfig(architecture="conv28", global_factor_input="probs", mixture_prior="global"))
+    x = torch.rand(2, 5, 1, 28, 28)
+    assert model.encode(x).local_mean.shape == (2, 5, 10)
+    assert model(x).reconstruction.shape == x.shape

@@ -17,7 +17,8 @@ class UGVAEConfig:
     """Shape and likelihood of a UG-VAE (``../shared/SPEC.md`` §2–5).
 
     Attributes:
-        architecture: encoder/decoder pair, a key of ``ARCHITECTURES`` (``mlp28``, ``conv64``).
+        architecture: encoder/decoder pair, a key of ``ARCHITECTURES`` (``mlp28`` and
+            ``conv64`` are official; ``conv28`` is a small conv encoder with the mlp28 decoder).
         channels: image channels C (1 grayscale, 3 RGB).
         image_size: side H = W in pixels; must be the architecture's size.
         dim_z: local latent size.

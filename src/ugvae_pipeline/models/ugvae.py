@@ -128,11 +128,12 @@ class UGVAE(nn.Module):
         local_var = torch.exp(local_log_var)
         z = local_mean + torch.randn_like(local_mean) * local_var.sqrt() if sample else local_mean
         mixture_probs = torch.softmax(self.mixture_encoder(z), dim=-1)
-        factor_input = {
-            "features_and_probs": lambda: torch.cat([h, mixture_probs], dim=-1),
-            "probs": lambda: mixture_probs,
-            "features": lambda: h,
-        }[self.config.global_factor_input]()
+        if self.config.global_factor_input == "probs":
+            factor_input = mixture_probs
+        elif self.config.global_factor_input == "features":
+            factor_input = h
+        else:  # official: [h_i ; π_i]
+            factor_input = torch.cat([h, mixture_probs], dim=-1)
         if self.global_factor_log_var is None:
             factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
         else:
