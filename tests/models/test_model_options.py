@@ -22,9 +22,12 @@ def test_categorical_kl_matches_uniform_and_definition():
 
 @pytest.mark.parametrize("factor_input", ["features_and_probs", "probs", "features"])
 @pytest.mark.parametrize("mixture_prior", ["uniform", "global"])
-def test_every_variant_runs_the_public_api(factor_input, mixture_prior):
+@pytest.mark.parametrize("variance", ["per_observation", "shared"])
+def test_every_variant_runs_the_public_api(factor_input, mixture_prior, variance):
     torch.manual_seed(0)
-    model = UGVAE(UGVAEConfig(global_factor_input=factor_input, mixture_prior=mixture_prior))
+    model = UGVAE(UGVAEConfig(
+        global_factor_input=factor_input, mixture_prior=mixture_prior, global_factor_variance=variance
+    ))
     x = torch.rand(2, 6, 1, 28, 28)
     out = model(x)
     t = out.terms
@@ -81,3 +84,24 @@ def test_global_kl_warmup_schedule_and_loss():
     terms = ELBOTerms(loss=torch.tensor(10.0), reconstruction=one * 6, local_kl=one, mixture_kl=one, global_kl=one * 2)
     assert annealed_loss(terms, 1.0) == 10.0
     assert annealed_loss(terms, 0.25) == pytest.approx(8.5)
+
+
+def test_shared_variance_probs_factors_give_linear_function_of_mean_probs():
+    torch.manual_seed(1)
+    model = UGVAE(UGVAEConfig(global_factor_input="probs", global_factor_variance="shared"))
+    with torch.no_grad():
+        model.global_factor_log_var.copy_(torch.linspace(-1, 1, 20))
+    x = torch.rand(3, 16, 1, 28, 28)
+    enc = model.encode(x)
+    expected = model.global_encoder(enc.mixture_probs.mean(1))  # the mean of linear factors
+    torch.testing.assert_close(enc.global_mean, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(enc.global_var, torch.exp(torch.linspace(-1, 1, 20)).expand(3, 20) / 16)
+    with pytest.raises(ValueError, match="global_factor_variance"):
+        UGVAEConfig(global_factor_variance="tied")
+
+
+def test_conv28_architecture_runs_the_model():
+    model = UGVAE(UGVAEConfig(architecture="conv28", global_factor_input="probs", mixture_prior="global"))
+    x = torch.rand(2, 5, 1, 28, 28)
+    assert model.encode(x).local_mean.shape == (2, 5, 10)
+    assert model(x).reconstruction.shape == x.shape

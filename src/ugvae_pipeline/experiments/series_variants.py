@@ -36,9 +36,14 @@ OFFICIAL_MODEL = dict(dim_z=10, dim_beta=20, n_components=10, var_x=0.2)
 OFFICIAL_TRAIN = dict(epochs=20, learning_rate=5e-3, group_size=128, groups_per_step=1, seed=1,
                       device="cpu", precision="fp32", progress="off")
 
+RECOMMENDED_MODEL = dict(global_factor_input="probs", global_factor_variance="shared",
+                         mixture_prior="global", n_components=30, dim_beta=32)
+
 # name -> (what changed, model overrides, train overrides, training groups)
 VARIANTS: dict[str, tuple[str, dict, dict, str]] = {
     "official": ("official settings, 20 epochs", {}, {}, "random"),
+    "official_seed2": ("official settings, 20 epochs, seed 2", {}, {"seed": 2}, "random"),
+    "official_seed3": ("official settings, 20 epochs, seed 3", {}, {"seed": 3}, "random"),
     "official_8ep": ("official settings, 8 epochs (SPEC)", {}, {"epochs": 8}, "random"),
     "official_100ep": ("official, 100 epochs", {}, {"epochs": 100}, "random"),
     "prior_factor": ("N(0,I) factor in q(β)", {"global_prior_factor": True}, {}, "random"),
@@ -58,6 +63,36 @@ VARIANTS: dict[str, tuple[str, dict, dict, str]] = {
                             {"global_factor_input": "probs", "mixture_prior": "global"},
                             {"global_kl_warmup_epochs": 10}, "random"),
     "structured_official": ("official, trained on series groups (train digits)", {}, {}, "series"),
+    # the recommended default: factors from π_i with one shared variance (μ_β linear in the
+    # group's mean π), β-dependent mixture weights, K=30, dim_beta=32, 60 epochs
+    "shared_k30": ("π factors, shared var, p(d|β), K=30, dim_β=32, 60 ep", RECOMMENDED_MODEL, {"epochs": 60}, "random"),
+    "shared_k30_seed2": ("shared_k30, seed 2", RECOMMENDED_MODEL, {"epochs": 60, "seed": 2}, "random"),
+    "shared_k30_conv28": ("shared_k30 with a small conv encoder (conv28), 40 ep", {**RECOMMENDED_MODEL, "architecture": "conv28"},
+                          {"epochs": 40}, "random"),
+    "shared_k30_conv28_seed2": ("shared_k30_conv28, seed 2", {**RECOMMENDED_MODEL, "architecture": "conv28"},
+                                {"epochs": 40, "seed": 2}, "random"),
+    "shared_k30_conv28_seed3": ("shared_k30_conv28, seed 3", {**RECOMMENDED_MODEL, "architecture": "conv28"},
+                                {"epochs": 40, "seed": 3}, "random"),
+    "shared_k30_conv28_60ep": ("shared_k30_conv28, 60 epochs", {**RECOMMENDED_MODEL, "architecture": "conv28"},
+                               {"epochs": 60}, "random"),
+    "shared_k30_conv28_60ep_seed2": ("shared_k30_conv28, 60 epochs, seed 2", {**RECOMMENDED_MODEL, "architecture": "conv28"},
+                                     {"epochs": 60, "seed": 2}, "random"),
+    "shared_k30_conv28_60ep_seed3": ("shared_k30_conv28, 60 epochs, seed 3", {**RECOMMENDED_MODEL, "architecture": "conv28"},
+                                     {"epochs": 60, "seed": 3}, "random"),
+    "shared_k50_conv28": ("conv28, K=50, dim_β=50, 40 ep",
+                          {**RECOMMENDED_MODEL, "architecture": "conv28", "n_components": 50, "dim_beta": 50},
+                          {"epochs": 40}, "random"),
+    "shared_k30_seed3": ("shared_k30, seed 3", RECOMMENDED_MODEL, {"epochs": 60, "seed": 3}, "random"),
+    "shared_k30_uniform": ("shared_k30 with uniform Cat(1/K)", {**RECOMMENDED_MODEL, "mixture_prior": "uniform"},
+                           {"epochs": 60}, "random"),
+    "shared_k10": ("π factors, shared var, p(d|β), official K=10, dim_β=20, 60 ep",
+                   {"global_factor_input": "probs", "mixture_prior": "global", "global_factor_variance": "shared"},
+                   {"epochs": 60}, "random"),
+    "shared_k30_120ep": ("shared_k30, 120 epochs", RECOMMENDED_MODEL, {"epochs": 120}, "random"),
+    "shared_k50": ("π factors, shared var, p(d|β), K=50, dim_β=50, 60 ep",
+                   {**RECOMMENDED_MODEL, "n_components": 50, "dim_beta": 50}, {"epochs": 60}, "random"),
+    "structured_shared_k30": ("shared_k30 trained on series groups (train digits)", RECOMMENDED_MODEL,
+                              {"epochs": 60}, "series"),
 }
 
 

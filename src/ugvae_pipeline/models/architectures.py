@@ -1,4 +1,4 @@
-"""Encoder/decoder pairs of the official code (``../shared/SPEC.md`` §5).
+"""Encoder/decoder pairs of the official code (``../shared/SPEC.md`` §5), plus ``conv28``.
 
 Each architecture is a registry entry, so a new dataset shape is a new entry here, not a
 branch inside the model. An encoder maps images ``[N, C, H, W]`` to features ``[N, 256]``;
@@ -33,6 +33,18 @@ def _mlp28_decoder(dim_in: int, channels: int) -> nn.Module:
         nn.Linear(FEATURE_DIM, channels * 28 * 28),
         nn.Sigmoid(),
         nn.Unflatten(1, (channels, 28, 28)),
+    )
+
+
+def _conv28_encoder(channels: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(channels, 16, 4, 2, 1),  # 16 x 14 x 14
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 4, 2, 1),  # 32 x 7 x 7
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, FEATURE_DIM),
+        nn.ReLU(),
     )
 
 
@@ -72,6 +84,8 @@ def _conv64_decoder(dim_in: int, channels: int) -> nn.Module:
 ARCHITECTURES: dict[str, Architecture] = {
     # the official "k_vae" architecture, for 28x28 images (MNIST)
     "mlp28": Architecture(28, _mlp28_encoder, _mlp28_decoder),
+    # not official: a small convolutional encoder for 28x28 with the mlp28 decoder
+    "conv28": Architecture(28, _conv28_encoder, _mlp28_decoder),
     # the official "beta_vae" architecture, for 64x64 images (CelebA, faces, cars, chairs)
     "conv64": Architecture(64, _conv64_encoder, _conv64_decoder),
 }

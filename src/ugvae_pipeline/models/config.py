@@ -8,6 +8,7 @@ from typing import Any
 from ugvae_pipeline.models.architectures import ARCHITECTURES
 
 GLOBAL_FACTOR_INPUTS = ("features_and_probs", "probs", "features")
+GLOBAL_FACTOR_VARIANCES = ("per_observation", "shared")
 MIXTURE_PRIORS = ("uniform", "global")
 
 
@@ -16,7 +17,8 @@ class UGVAEConfig:
     """Shape and likelihood of a UG-VAE (``../shared/SPEC.md`` §2–5).
 
     Attributes:
-        architecture: encoder/decoder pair, a key of ``ARCHITECTURES`` (``mlp28``, ``conv64``).
+        architecture: encoder/decoder pair, a key of ``ARCHITECTURES`` (``mlp28`` and
+            ``conv64`` are official; ``conv28`` is a small conv encoder with the mlp28 decoder).
         channels: image channels C (1 grayscale, 3 RGB).
         image_size: side H = W in pixels; must be the architecture's size.
         dim_z: local latent size.
@@ -29,6 +31,10 @@ class UGVAEConfig:
             ``features_and_probs`` (official: Linear(256+K, 2·dim_beta) on [h_i ; π_i]),
             ``probs`` (Linear(K, 2·dim_beta) on π_i alone, so μ_β is a function of the
             group's soft component histogram) or ``features`` (Linear(256, 2·dim_beta) on h_i).
+        global_factor_variance: ``per_observation`` (official: each factor's log-variance is
+            an output of the factor network) or ``shared`` (one learned log-variance per β
+            dimension for all factors, so μ_β is the plain mean of the factor means, e.g. a
+            linear function of the group's mean π with ``global_factor_input: probs``).
         mixture_prior: prior of the component d_i: ``uniform`` (official Cat(1/K)) or
             ``global`` (p(d_i | β) = Cat(softmax(Linear(dim_beta, K)(β))), which gives β a
             reason to encode the group's composition over the K components).
@@ -43,6 +49,7 @@ class UGVAEConfig:
     var_x: float = 0.2
     global_prior_factor: bool = False
     global_factor_input: str = "features_and_probs"
+    global_factor_variance: str = "per_observation"
     mixture_prior: str = "uniform"
 
     def __post_init__(self) -> None:
@@ -76,6 +83,11 @@ class UGVAEConfig:
             raise ValueError(
                 f"model.global_factor_input={self.global_factor_input!r} is unknown; "
                 f"choose one of {GLOBAL_FACTOR_INPUTS}"
+            )
+        if self.global_factor_variance not in GLOBAL_FACTOR_VARIANCES:
+            raise ValueError(
+                f"model.global_factor_variance={self.global_factor_variance!r} is unknown; "
+                f"choose one of {GLOBAL_FACTOR_VARIANCES}"
             )
         if self.mixture_prior not in MIXTURE_PRIORS:
             raise ValueError(

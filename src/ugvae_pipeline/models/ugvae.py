@@ -138,7 +138,10 @@ class UGVAE(nn.Module):
         self.local_encoder = nn.Linear(FEATURE_DIM, 2 * dz)
         self.mixture_encoder = nn.Sequential(nn.Linear(dz, 256), nn.Tanh(), nn.Linear(256, k))
         factor_in = {"features_and_probs": FEATURE_DIM + k, "probs": k, "features": FEATURE_DIM}
-        self.global_encoder = nn.Linear(factor_in[config.global_factor_input], 2 * db)
+        shared = config.global_factor_variance == "shared"
+        self.global_encoder = nn.Linear(factor_in[config.global_factor_input], db if shared else 2 * db)
+        # one log-variance per β dimension shared by every factor (None: per observation)
+        self.global_factor_log_var = nn.Parameter(torch.zeros(db)) if shared else None
         self.component_priors = ComponentPriors(db, dz, k)
         # p(d | β): None is the official uniform Cat(1/K)
         self.mixture_weights = nn.Linear(db, k) if config.mixture_prior == "global" else None
@@ -167,12 +170,17 @@ class UGVAE(nn.Module):
         else:
             z = local_mean
         mixture_probs = torch.softmax(self.mixture_encoder(z), dim=-1)
-        factor_input = {
-            "features_and_probs": lambda: torch.cat([h, mixture_probs], dim=-1),
-            "probs": lambda: mixture_probs,
-            "features": lambda: h,
-        }[self.config.global_factor_input]()
-        factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
+        if self.config.global_factor_input == "probs":
+            factor_input = mixture_probs
+        elif self.config.global_factor_input == "features":
+            factor_input = h
+        else:  # official: [h_i ; π_i]
+            factor_input = torch.cat([h, mixture_probs], dim=-1)
+        if self.global_factor_log_var is None:
+            factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
+        else:
+            factor_mean = self.global_encoder(factor_input)
+            factor_log_var = self.global_factor_log_var.expand_as(factor_mean)
         global_mean, global_var = product_of_gaussians(
             factor_mean, factor_log_var, include_prior=self.config.global_prior_factor
         )

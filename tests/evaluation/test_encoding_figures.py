@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from ugvae_pipeline.evaluation import figures
+from ugvae_pipeline.evaluation.encoding import encode_groups
+from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
+from ugvae_pipeline.models.config import UGVAEConfig
+from ugvae_pipeline.models.ugvae import UGVAE
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return UGVAE(UGVAEConfig(mixture_prior="global")).eval()
+
+
+def test_chunked_encoding_equals_one_pass(model):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 1, 28, 28), dtype=np.uint8)
+    groups = rng.integers(0, 40, size=(7, 5))
+    codes = encode_groups(model, images, groups, chunk=3)
+    assert codes.global_code.shape == (7, 20) and codes.local_code.shape == (7, 5, 10)
+    assert codes.mixture_probs.shape == (7, 5, 10) and (codes.global_var > 0).all()
+    x = torch.from_numpy(images[groups]).float() / 255
+    direct = model.encode(x)
+    np.testing.assert_allclose(codes.global_code, direct.global_mean.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(codes.local_code, direct.local_mean.numpy(), rtol=1e-4, atol=1e-5)
+    assert not model.training
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_code_map_draws_one_series_per_group_type(method):
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(30, 6))
+    types = np.repeat(["even", "odd", "random"], 10)
+    fig = figures.code_map(codes, types, method=method)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert len(ax.collections) == 3
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["even", "odd", "random"]
+
+
+def test_interpolation_grid_corners_are_the_endpoint_decodes(model):
+    za, zb = torch.randn(10), torch.randn(10)
+    ba, bb = torch.randn(20), torch.randn(20)
+    fig = figures.interpolation_grid(model, ba.numpy(), bb.numpy(), za.numpy(), zb.numpy(), steps=5)
+    tiles = fig.axes[0].get_images()[0].get_array()
+    assert tiles.shape == (5 * 28, 5 * 28)
+    with torch.no_grad():
+        top_right = model.decode(za.view(1, 1, -1), bb.view(1, -1))[0, 0, 0].numpy()
+    np.testing.assert_allclose(tiles[:28, -28:], top_right, atol=1e-5)
+
+
+def test_component_sweep_columns_follow_beta(model):
+    fig = figures.component_sweep(model, component=3, steps=4)
+    tiles = fig.axes[0].get_images()[0].get_array()
+    assert tiles.shape == (4 * 28, 4 * 28)
+    with torch.no_grad():
+        beta = torch.full((1, 20), -1.5)
+        mean, var = model.component_prior(beta)
+        u = torch.randn(10, generator=torch.Generator().manual_seed(0))
+        z = mean[0, 3] - 1.0 * var[0, 3].sqrt() * u
+        expected = model.decode(z.view(1, 1, -1), beta)[0, 0, 0].numpy()
+    np.testing.assert_allclose(tiles[:28, :28], expected, atol=1e-5)
+    with pytest.raises(ValueError):
+        figures.code_map(np.zeros((4, 2)), np.arange(4), method="umap")
+
+
+def test_gmm_curve_figure():
+    rng = np.random.default_rng(0)
+    curve = gmm_loglik_curve(rng.normal(size=(30, 3)), rng.normal(size=(30, 3)), components=[2, 3])
+    fig = figures.gmm_curve_figure(curve)
+    assert [len(line.get_xdata()) for line in fig.axes[0].get_lines()] == [2, 2]
