@@ -12,7 +12,7 @@ from ugvae_pipeline.models import UGVAE, UGVAEConfig, load_model, save_model
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"architecture": "resnet"}, "unknown; choose one of ['conv64', 'mlp28']"),
+        ({"architecture": "resnet"}, "unknown; choose one of ['conv28', 'conv64', 'mlp28']"),
         ({"architecture": "conv64", "image_size": 28}, "does not fit architecture 'conv64'"),
         ({"architecture": "mlp28", "image_size": 64}, "takes 28x28 images"),
         ({"n_components": 0}, "model.n_components must be an integer >= 1"),
