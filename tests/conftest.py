@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,14 +15,14 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # The whole chain (`kedro run`, __default__) at a size that runs in seconds on a CPU.
 DEFAULT_TINY = {
-    "train": {"epochs": 1, "group_size": 64, "progress": "off"},
+    "train": {"epochs": 1, "group_size": 64, "progress": "log"},
     "groups": {
         "heldout": {"n_groups": 1, "group_size": 64},
         "series": {"groups_per_series": 10, "group_size": 64},
         "evaluation": {"random": {"n_groups": 5}},
     },
     "figures": {"n_groups": 1, "n_images": 8},
-    "extract": {"progress": "off"},
+    "extract": {"progress": "log"},
     "evaluate": {"local_map_images": 200},
 }
 
@@ -45,15 +48,31 @@ def project_copy(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+def cli_params(params: dict, prefix: str = "") -> str:
+    """Nested parameters as ``kedro run --params`` text: ``a.b=1,a.c=x``."""
+    items = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            items.append(cli_params(value, f"{prefix}{key}."))
+        else:
+            items.append(f"{prefix}{key}={value}")
+    return ",".join(items)
+
+
 @pytest.fixture(scope="session")
 def default_run(tmp_path_factory) -> Path:
-    """A project copy after one tiny `kedro run` (``DEFAULT_TINY``); tests only read it."""
+    """A project copy after one tiny `kedro run` (``DEFAULT_TINY``); tests only read it.
+
+    Run as a subprocess, so no MLflow state of other in-process runs leaks into it.
+    """
     root = tmp_path_factory.mktemp("default_run")
     _copy_project(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
-        run_kedro(root, "__default__", DEFAULT_TINY)
+    done = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--params", cli_params(DEFAULT_TINY)],
+        cwd=root, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
     return root
 
 
@@ -62,6 +81,14 @@ def run_kedro(project: Path, pipeline: str, params: dict) -> dict:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    import mlflow
+
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=params) as session:
-        return session.run(pipeline_names=[pipeline])
+    try:
+        with KedroSession.create(project_path=project, runtime_params=params) as session:
+            return session.run(pipeline_names=[pipeline])
+    finally:
+        # kedro-mlflow can leave its run active in this process; the next in-process run
+        # would then log into it (and into its store), so close it here.
+        while mlflow.active_run():
+            mlflow.end_run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import nbformat
 from nbclient import NotebookClient
@@ -26,6 +27,7 @@ def test_explore_notebook_runs_on_the_latest_model(default_run, monkeypatch):
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for cell in outputs.values() for o in cell
     )
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # rich colours in the log and reprs
     assert "ugvae_model" in text and "global_codes" in text          # the catalog was loaded
     assert "UGVAEConfig(" in text                                       # the trained model
     assert "(45, " in text                                              # 45 evaluation groups
