@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+# The whole chain (`kedro run`, __default__) at a size that runs in seconds on a CPU.
+DEFAULT_TINY = {
+    "train": {"epochs": 1, "group_size": 64, "progress": "log"},
+    "groups": {
+        "heldout": {"n_groups": 1, "group_size": 64},
+        "series": {"groups_per_series": 10, "group_size": 64},
+        "evaluation": {"random": {"n_groups": 5}},
+    },
+    "figures": {"n_groups": 1, "n_images": 8},
+    "extract": {"progress": "log"},
+    "evaluate": {"local_map_images": 200},
+}
+
+
+def _copy_project(root: Path) -> None:
+    for name in ("conf", "pyproject.toml", ".telemetry"):
+        src = PROJECT_ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, root / name)
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    # An absolute tracking URI: MLflow caches stores by URI, and a relative sqlite:///mlflow.db
+    # would keep pointing at the first test's folder.
+    (root / "conf" / "local" / "mlflow.yml").write_text(
+        f"server:\n  mlflow_tracking_uri: sqlite:///{root / 'mlflow.db'}\n"
+    )
+    (root / "src").mkdir()
 
 
 @pytest.fixture
@@ -17,19 +47,38 @@ def project_copy(tmp_path, monkeypatch) -> Path:
     Its Data Catalog writes under ``tmp_path/data`` and its MLflow store is
     ``tmp_path/mlflow.db``, so tests never touch the user's runs.
     """
-    for name in ("conf", "pyproject.toml", ".telemetry"):
-        src = PROJECT_ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    (tmp_path / "conf" / "local").mkdir(exist_ok=True)
-    # An absolute tracking URI: MLflow caches stores by URI, and a relative sqlite:///mlflow.db
-    # would keep pointing at the first test's folder.
-    (tmp_path / "conf" / "local" / "mlflow.yml").write_text(
-        f"server:\n  mlflow_tracking_uri: sqlite:///{tmp_path / 'mlflow.db'}\n"
-    )
-    (tmp_path / "src").mkdir()
+    _copy_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KEDRO_DISABLE_TELEMETRY", "true")
     return tmp_path
+
+
+def cli_params(params: dict, prefix: str = "") -> str:
+    """Nested parameters as ``kedro run --params`` text: ``a.b=1,a.c=x``."""
+    items = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            items.append(cli_params(value, f"{prefix}{key}."))
+        else:
+            items.append(f"{prefix}{key}={value}")
+    return ",".join(items)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """A project copy after one tiny `kedro run` (``DEFAULT_TINY``); tests only read it.
+
+    Run as a subprocess, so no MLflow state of other in-process runs leaks into it.
+    """
+    root = tmp_path_factory.mktemp("default_run")
+    _copy_project(root)
+    done = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--params", cli_params(DEFAULT_TINY)],
+        cwd=root, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
 
 
 def run_kedro(project: Path, pipeline: str, params: dict) -> dict:
@@ -43,5 +92,11 @@ def run_kedro(project: Path, pipeline: str, params: dict) -> dict:
     while mlflow.active_run():
         mlflow.end_run()
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, runtime_params=params) as session:
-        return session.run(pipeline_names=[pipeline])
+    try:
+        with KedroSession.create(project_path=project, runtime_params=params) as session:
+            return session.run(pipeline_names=[pipeline])
+    finally:
+        # kedro-mlflow can leave its run active in this process; the next in-process run
+        # would then log into it (and into its store), so close it here.
+        while mlflow.active_run():
+            mlflow.end_run()

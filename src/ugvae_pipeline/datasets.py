@@ -1,4 +1,4 @@
-"""Kedro datasets for the project's artifacts: uint8/int arrays and trained models.
+"""Kedro datasets for the project's artifacts: uint8/int arrays, trained models, figures.
 
 Both are versioned like any Kedro dataset (``versioned: true`` in the catalog) and never
 unpickle: arrays are ``.npy`` files loaded with ``allow_pickle=False`` (memory-mapped on the
@@ -19,6 +19,7 @@ import fsspec
 import numpy as np
 from kedro.io import AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version, get_filepath_str, get_protocol_and_path
+from kedro_datasets.matplotlib import MatplotlibDataset
 
 from ugvae_pipeline.models.io import load_model, save_model
 
@@ -111,3 +112,16 @@ class TorchModelDataset(_VersionedFileDataset):
         buffer = io.BytesIO()
         save_model(model, buffer)
         self._write_bytes(buffer.getvalue())
+
+
+class FigureDataset(MatplotlibDataset):
+    """A matplotlib figure saved as PNG that loads back as the PNG's bytes.
+
+    Saving is ``matplotlib.MatplotlibDataset``'s (so kedro-viz previews the image); loading
+    gives the bytes of the version just written, for reports that embed the figures.
+    """
+
+    def load(self) -> bytes:
+        load_path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(load_path, mode="rb") as png:
+            return png.read()

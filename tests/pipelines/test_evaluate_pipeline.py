@@ -7,28 +7,14 @@ import json
 import pandas as pd
 from mlflow import MlflowClient
 
-from tests.conftest import run_kedro
-
-TINY = {
-    "train": {"epochs": 1, "group_size": 64, "progress": "off"},
-    "groups": {
-        "heldout": {"n_groups": 1, "group_size": 64},
-        "series": {"groups_per_series": 10, "group_size": 64},
-        "evaluation": {"random": {"n_groups": 5}},
-    },
-    "figures": {"n_groups": 1, "n_images": 8},
-    "evaluate": {"local_map_images": 200},
-}
-
 
 def _latest(folder):
     (path,) = sorted(folder.glob("*/*"))[-1:]
     return path
 
 
-def test_default_pipeline_extracts_and_scores_global_codes(project_copy):
-    run_kedro(project_copy, "__default__", TINY)
-    data = project_copy / "data"
+def test_default_pipeline_extracts_and_scores_global_codes(default_run):
+    data = default_run / "data"
 
     groups = pd.read_parquet(_latest(data / "07_model_output" / "global_codes.parquet"))
     assert len(groups) == 45  # 4 series x 10 + 5 random
@@ -65,10 +51,18 @@ def test_default_pipeline_extracts_and_scores_global_codes(project_copy):
         "global_interpolation.png", "component_sweep.png",
     } <= figures
 
-    client = MlflowClient(f"sqlite:///{project_copy / 'mlflow.db'}")
+    # one HTML page: the score table and every evaluation figure inline
+    report = _latest(data / "08_reporting" / "evaluation_report.html").read_text()
+    assert "UG-VAE evaluation report" in report and "45 evaluation groups of 64 images" in report
+    assert "<td>oracle_label_histogram</td>" in report and "train_loss" in report
+    assert report.count("data:image/png;base64,") == 6
+
+    client = MlflowClient(f"sqlite:///{default_run / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("ugvae_pipeline")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics["eval_global_code_svm_linear"] == scores.loc[0, "svm_linear"]
     assert "eval_mean_image_kmeans_ari" in run.data.metrics
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert "evaluation/evaluation_scores.csv" in evaluation
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert reports == {"report/training_report.html", "report/evaluation_report.html"}

@@ -9,13 +9,13 @@ so peak memory is the cache plus one decoded image, never a float copy of the da
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from ugvae_pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -84,30 +84,6 @@ def decode_image(path: Path, mode: str, image_size: int, crop_size: int | None =
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
-class _Progress:
-    """A tqdm bar on a terminal, a log line every 10 % otherwise; silent for small jobs."""
-
-    def __init__(self, total: int, desc: str):
-        self.total, self.desc, self.start, self.bar = total, desc, time.perf_counter(), None
-        self.every = max(total // 10, 1)
-        self.enabled = total >= PROGRESS_MIN_IMAGES
-        if self.enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="img", desc=desc, dynamic_ncols=True)
-
-    def update(self, done: int) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.enabled and (done % self.every == 0 or done == self.total):
-            rate = done / (time.perf_counter() - self.start)
-            log.info("%s: %d/%d images (%.0f img/s)", self.desc, done, self.total, rate)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def build_image_cache(
     paths: Sequence[Path],
     channels: int,
@@ -128,7 +104,9 @@ def build_image_cache(
     mode = image_mode(channels)
     cache = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
     kept = np.zeros(len(paths), dtype=bool)
-    progress, filled, bad = _Progress(len(paths), desc), 0, []
+    shown = "auto" if len(paths) >= PROGRESS_MIN_IMAGES else "off"
+    progress = Progress(len(paths), desc, "images", shown, logger=log)
+    filled, bad = 0, []
     for position, path in enumerate(paths):
         try:
             cache[filled] = decode_image(path, mode, image_size, crop_size)
@@ -138,7 +116,7 @@ def build_image_cache(
             bad.append(str(path))
         else:
             kept[position], filled = True, filled + 1
-        progress.update(position + 1)
+        progress.update()
     progress.close()
     if bad:
         log.warning("skipped %d unreadable image(s) (skip_bad_images: true): %s", len(bad), bad[:10])

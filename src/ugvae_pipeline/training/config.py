@@ -81,6 +81,8 @@ class TrainConfig:
                 f"unknown train parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
             )
         values = dict(values)
+        if values.get("progress") is False:  # `--params train.progress=off` arrives as YAML false
+            values["progress"] = "off"
         lr = values.get("learning_rate")
         if isinstance(lr, int) and not isinstance(lr, bool):
             values["learning_rate"] = float(lr)

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import time
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from torch import nn
 
 from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss
 from ugvae_pipeline.models.ugvae import LatentNoise
+from ugvae_pipeline.progress import TrainingProgress as _Progress
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -187,39 +187,6 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-class _Progress:
-    """A tqdm bar on a terminal; periodic log lines otherwise."""
-
-    def __init__(self, mode: str, total: int, log_every: int):
-        if mode == "auto":
-            mode = "bar" if sys.stderr.isatty() else "log"
-        self.mode, self.total, self.log_every = mode, total, log_every
-        self.bar = None
-        self.start = time.perf_counter()
-        if mode == "bar":
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="step", desc="train", dynamic_ncols=True)
-
-    def step(self, done: int, epoch: int, loss: float | None) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            if loss is not None:
-                self.bar.set_postfix(epoch=epoch, loss=f"{loss:.2f}")
-        elif self.mode == "log" and (done % self.log_every == 0 or done == self.total):
-            elapsed = time.perf_counter() - self.start
-            eta = elapsed / done * (self.total - done)
-            log.info(
-                "epoch %d step %d/%d (%.1f steps/s, ETA %.0fs)%s",
-                epoch, done, self.total, done / elapsed, eta,
-                "" if loss is None else f" loss {loss:.3f}",
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def train(

@@ -10,6 +10,7 @@ from ugvae_pipeline.evaluation import figures
 from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
 from ugvae_pipeline.evaluation.report import RANDOM, domain_alignment_scores, representations, score_table
 from ugvae_pipeline.evaluation.tables import code_matrix
+from ugvae_pipeline.html_report import last_epoch_table, render_report
 
 
 def score_global_codes(
@@ -106,4 +107,25 @@ def latent_traversals(
     return (
         figures.interpolation_grid(model, beta_a, beta_b, z_a, z_b, steps=params["steps"]),
         figures.component_sweep(model, sweep["component"], sweep["steps"], sweep["radius"], seed=evaluate_params["seed"]),
+    )
+
+
+def evaluation_report(history: pd.DataFrame, scores: pd.DataFrame, summary: dict, **figures: bytes) -> str:
+    """One HTML page: last-epoch losses, the score table (and domain alignment), the figures."""
+    tables = {
+        "Training, last epoch (negative ELBO and its terms, per image)": last_epoch_table(history),
+        "Scores of the global code beside the baselines": scores,
+    }
+    if summary.get("domain_alignment"):
+        tables["Domain alignment (§4.2)"] = pd.DataFrame(
+            {"score": list(summary["domain_alignment"]), "value": list(summary["domain_alignment"].values())}
+        )
+    return render_report(
+        "UG-VAE evaluation report",
+        tables,
+        {name.replace("_", " "): png for name, png in figures.items()},
+        intro=(
+            f"{summary['n_groups']} evaluation groups of {summary['group_size']} images, "
+            f"group types: {', '.join(summary['group_types'])}."
+        ),
     )

@@ -1,6 +1,14 @@
 from kedro.pipeline import Pipeline, node
 
-from ugvae_pipeline.pipelines.evaluate.nodes import code_maps, gmm_curve, latent_traversals, score_global_codes
+from ugvae_pipeline.pipelines.evaluate.nodes import (
+    code_maps,
+    evaluation_report,
+    gmm_curve,
+    latent_traversals,
+    score_global_codes,
+)
+
+FIGURES = ("global_tsne", "global_pca", "local_tsne", "gmm_loglik_curve", "global_interpolation", "component_sweep")
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -36,6 +44,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["ugvae_model", "global_codes", "local_codes", "params:evaluate"],
                 outputs=["global_interpolation_figure", "component_sweep_figure"],
                 name="traverse_latents",
+            ),
+            node(
+                evaluation_report,
+                inputs={
+                    "history": "training_history",
+                    "scores": "evaluation_scores",
+                    "summary": "evaluation_summary",
+                    **{name: f"{name}_figure" for name in FIGURES},
+                },
+                outputs="evaluation_report",
+                name="report_evaluation",
             ),
         ],
         tags=["evaluate"],

@@ -18,7 +18,10 @@ def extract_codes(
     extract_params: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Global codes (one row per group) and local codes (one row per image), in chunks."""
-    codes = encode_groups(model, images, groups, chunk=extract_params["groups_per_chunk"])
+    codes = encode_groups(
+        model, images, groups, chunk=extract_params["groups_per_chunk"],
+        progress=extract_params.get("progress", "auto"),
+    )
     return (
         global_code_table(codes, group_metadata),
         local_code_table(codes, groups, image_metadata, group_metadata),

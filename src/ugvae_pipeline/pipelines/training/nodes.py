@@ -8,6 +8,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ugvae_pipeline import plotting
+from ugvae_pipeline.html_report import last_epoch_table, params_table, render_report
 from ugvae_pipeline.models import UGVAE, UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.seed import seed_everything
@@ -71,4 +72,19 @@ def training_figures(
     )
 
 
-__all__ = ["model_for_mlflow", "history_metrics", "train_model", "training_figures"]
+def training_report(
+    history: pd.DataFrame, model_params: dict, train_params: dict, **figures: bytes
+) -> str:
+    """One HTML page: last-epoch losses, the parameters, and the training figures (PNG bytes)."""
+    return render_report(
+        "UG-VAE training report",
+        {
+            "Last epoch (negative ELBO and its terms, per image)": last_epoch_table(history),
+            "Parameters": params_table({"model": model_params, "train": train_params}),
+        },
+        {name.replace("_", " "): png for name, png in figures.items()},
+        intro=f"{len(history)} epoch(s); losses are per image, lower is better.",
+    )
+
+
+__all__ = ["model_for_mlflow", "history_metrics", "train_model", "training_figures", "training_report"]

@@ -5,6 +5,7 @@ from ugvae_pipeline.pipelines.training.nodes import (
     model_for_mlflow,
     train_model,
     training_figures,
+    training_report,
 )
 
 
@@ -29,6 +30,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["ugvae_model", "images", "heldout_groups", "training_history", "params:figures"],
                 outputs=["reconstructions_figure", "component_samples_figure", "loss_curves_figure"],
                 name="plot_training_figures",
+            ),
+            node(
+                training_report,
+                inputs={
+                    "history": "training_history",
+                    "model_params": "params:model",
+                    "train_params": "params:train",
+                    "loss_curves": "loss_curves_figure",
+                    "reconstructions": "reconstructions_figure",
+                    "component_samples": "component_samples_figure",
+                },
+                outputs="training_report",
+                name="report_training",
             ),
         ],
         tags=["training"],
