@@ -6,6 +6,7 @@ import os
 import re
 
 import nbformat
+import yaml
 from nbclient import NotebookClient
 
 from tests.conftest import PROJECT_ROOT
@@ -32,6 +33,7 @@ def test_explore_notebook_runs_on_the_latest_model(default_run, monkeypatch):
     assert "UGVAEConfig(" in text                                       # the trained model
     assert "(45, " in text                                              # 45 evaluation groups
     assert "wrote 12 held-out images" in text                           # the demo group
-    assert "group: (1, 12, 1, 28, 28)  global code μ_β: (1, 20)" in text
+    dim_beta = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_training.yml").read_text())["model"]["dim_beta"]
+    assert f"group: (1, 12, 1, 28, 28)  global code μ_β: (1, {dim_beta})" in text
     images = [o for cell in outputs.values() for o in cell if "image/png" in o.get("data", {})]
     assert len(images) >= 4  # samples, map, own group, its place on the map

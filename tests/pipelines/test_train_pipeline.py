@@ -59,7 +59,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     params = run.data.params
     assert params["train.epochs"] == "2"
     assert params["model.dim_beta"] == "6"
-    assert params["model.architecture"] == "mlp28"
+    assert params["model.architecture"] == "conv28"  # the default of conf/base
     history_steps = client.get_metric_history(run.info.run_id, "heldout_loss")
     assert [m.step for m in history_steps] == [1, 2]
     assert [m.value for m in history_steps] == pytest.approx(list(history["heldout_loss"]))
