@@ -92,3 +92,19 @@ def test_large_jobs_log_progress_off_a_terminal(image_folder_root, monkeypatch, 
 def test_la_image_is_composited_on_white():
     la = Image.fromarray(np.stack([np.zeros((2, 2), np.uint8), np.array([[0, 255], [255, 0]], np.uint8)], -1), "LA")
     assert np.asarray(to_mode(la, "L")).tolist() == [[255, 0], [0, 255]]
+
+
+def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root):
+    from ugvae_pipeline.pipelines.ingestion.nodes import ingest_images
+
+    (image_folder_root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    params = {
+        "source": "image_folder",
+        "image_folder": {"root": str(image_folder_root), "image_size": 4, "skip_bad_images": True, "heldout_fraction": 0.5},
+    }
+    images, metadata, metrics = ingest_images(params)
+    assert metrics["ingest_skipped_images"] == [{"value": 1.0, "step": 0}]
+    counted = metrics["ingest_train_images"][0]["value"] + metrics["ingest_heldout_images"][0]["value"]
+    assert counted == len(images) == 7
+    mixed = {"source": "mixed", "mixed": {"sources": [params, {**params, "domain": "copy"}]}}
+    assert ingest_images(mixed)[2]["ingest_skipped_images"][0]["value"] == 2.0

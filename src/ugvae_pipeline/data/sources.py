@@ -125,6 +125,7 @@ def combine_domains(parts: list[tuple[np.ndarray, pd.DataFrame]], domains: list[
     for column in metadata.columns.difference(sorted(shared)):
         metadata[column] = metadata[column].convert_dtypes()
     metadata["image_id"] = np.arange(len(metadata), dtype=np.int64)
+    metadata.attrs["skipped_images"] = sum(int(table.attrs.get("skipped_images", 0)) for _, table in parts)
     return images, metadata
 
 

@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 ingest_images,
                 inputs="params:data",
-                outputs=["images", "image_metadata"],
+                outputs=["images", "image_metadata", "ingestion_metrics"],
                 name="ingest_images",
                 tags=["ingestion"],
             )
