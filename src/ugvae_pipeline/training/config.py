@@ -96,6 +96,8 @@ class TrainConfig:
                 f"unknown train parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
             )
         values = dict(values)
+        if values.get("progress") is False:  # YAML 1.1 reads an unquoted `off` as false
+            values["progress"] = "off"
         lr = values.get("learning_rate")
         if isinstance(lr, int) and not isinstance(lr, bool):
             values["learning_rate"] = float(lr)
