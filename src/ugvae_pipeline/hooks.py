@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 
+from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
 from ugvae_pipeline.models import UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
 
@@ -24,7 +25,12 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent first runs are not serialised
     fcntl = None
 
-VALIDATORS = {"params:model": UGVAEConfig.from_dict, "params:train": TrainConfig.from_dict}
+VALIDATORS = {
+    "params:model": UGVAEConfig.from_dict,
+    "params:train": TrainConfig.from_dict,
+    "params:data": check_data_parameters,
+    "params:groups": check_groups_parameters,
+}
 
 
 class ValidateParametersHook:

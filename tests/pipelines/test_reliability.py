@@ -77,6 +77,21 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
     assert state["epoch"] == 2 and [row["epoch"] for row in state["history"]] == [1, 2]
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
+        ({"data": {"heldout_fraction": "0.2"}}, r"data.heldout_fraction must be a number in \(0, 1\)"),
+        ({"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
+    ],
+    ids=["groups", "data", "train"],
+)
+def test_bad_parameters_stop_the_run_before_any_node(project_copy, params, message):
+    with pytest.raises(ValueError, match=message):
+        run_kedro(project_copy, "train", params)
+    assert not (project_copy / "data" / "02_intermediate").exists()
+
+
 def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_copy):
     params = (
         "data.source=uci_digits,train.epochs=1,train.group_size=32,train.progress=off,model.dim_beta=4,"
