@@ -333,12 +333,12 @@ def _train_process(
         )
     signature = _run_signature(model, train_groups, heldout_groups, config, groups_per_step, dtype)
     checkpoint_file = ckpt.checkpoint_path(config.checkpoint_dir)
-    rows, epochs_done = [], 0
+    rows, checkpointed = [], 0  # checkpointed: epochs done in the last checkpoint
     if config.resume:
-        rows, epochs_done = _resume(checkpoint_file, signature, model, optimizer, noise_generator)
-    done = epochs_done * steps_per_epoch
+        rows, checkpointed = _resume(checkpoint_file, signature, model, optimizer, noise_generator)
+    done = checkpointed * steps_per_epoch
     try:
-        for epoch in range(epochs_done + 1, config.epochs + 1):
+        for epoch in range(checkpointed + 1, config.epochs + 1):
             model.train()
             averager = _TermAverager(device)
             step_losses: list[torch.Tensor] = []
@@ -388,12 +388,12 @@ def _train_process(
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "rng": ckpt.capture_rng_states(noise_generator),
                 })
-                epochs_done = epoch
+                checkpointed = epoch
     except BaseException:
-        if rank == 0 and epochs_done:
+        if rank == 0 and checkpointed:
             log.error(
                 "training stopped after epoch %d; its checkpoint %s is intact: rerun with "
-                "train.resume=true to continue from it", epochs_done, checkpoint_file,
+                "train.resume=true to continue from it", checkpointed, checkpoint_file,
             )
         raise
     finally:
