@@ -94,7 +94,8 @@ def test_file_written_by_another_architecture_is_refused():
     payload["config"] = UGVAEConfig(dim_z=4, dim_beta=3, n_components=3).to_dict()  # claims mlp28
     edited = io.BytesIO()
     torch.save(payload, edited)
-    with pytest.raises(ValueError, match=r"weights do not match its config .*architecture='mlp28'.*another architecture"):
+    message = r"weights do not match its config .*architecture='mlp28'.*another architecture"
+    with pytest.raises(ValueError, match=message):
         load_model(edited.getvalue())
 
 

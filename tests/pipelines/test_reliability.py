@@ -102,7 +102,9 @@ def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_co
     command = [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", params]
     # both start on a project without mlflow.db: they race to create and migrate the store
     processes = [
-        subprocess.Popen(command, cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            command, cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         for _ in range(2)
     ]
     for process in processes:

@@ -29,7 +29,8 @@ def _check(name: str, key: str, value: Any) -> None:
     if key in COUNTS or (key in OPTIONAL_COUNTS and value is not None):
         low = 0 if name in ZERO_ALLOWED else 1
         if not _is_int(value) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}{' or null' if key in OPTIONAL_COUNTS else ''}, got {value!r}")
+            nullable = " or null" if key in OPTIONAL_COUNTS else ""
+            raise ValueError(f"{name} must be an integer >= {low}{nullable}, got {value!r}")
     elif key in SEEDS and (not _is_int(value) or value < 0):
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     elif key in FLAGS and not isinstance(value, bool):
