@@ -34,9 +34,14 @@ VALIDATORS = {
 
 
 class ValidateParametersHook:
-    """Fail fast, naming the parameter and its allowed values, before expensive work starts."""
+    """Fail fast, naming the parameter and its allowed values, before expensive work starts.
 
-    @hook_impl
+    Runs before every other ``before_pipeline_run`` hook (``tryfirst``): a run refused for its
+    parameters opens no MLflow run (one opened first would be left RUNNING, since Kedro calls
+    no ``on_pipeline_error`` for this hook, and MLflow's exit handler would close it FINISHED).
+    """
+
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         inputs = pipeline.inputs()
         for name, validate in VALIDATORS.items():
@@ -93,7 +98,7 @@ class InterruptedRunHook:
         self._run_id: str | None = None
         self._node: str | None = None
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after every other hook that could fail before the runner starts
     def before_pipeline_run(self) -> None:
         self._run_id = self._node = None
         if threading.current_thread() is threading.main_thread():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -87,9 +88,13 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
     ids=["groups", "data", "train"],
 )
 def test_bad_parameters_stop_the_run_before_any_node(project_copy, params, message):
+    handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(ValueError, match=message):
         run_kedro(project_copy, "train", params)
     assert not (project_copy / "data" / "02_intermediate").exists()
+    assert mlflow.active_run() is None  # no MLflow run was opened, to be left RUNNING
+    assert _runs(project_copy)[1] == []
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_copy):
