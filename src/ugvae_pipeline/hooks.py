@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 
 import mlflow
-from mlflow import MlflowClient
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
+from mlflow import MlflowClient
 
 from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
 from ugvae_pipeline.models import UGVAEConfig
