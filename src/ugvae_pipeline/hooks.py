@@ -1,26 +1,47 @@
-"""Project hooks: parameters validated before any node runs; artifacts logged to MLflow."""
+"""Project hooks: parameters validated before any node runs; artifacts logged to MLflow;
+Ctrl-C recorded as a KILLED MLflow run; concurrent runs set the MLflow store up in turn."""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 from pathlib import Path
 
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
+from mlflow import MlflowClient
 
+from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
 from ugvae_pipeline.models import UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-VALIDATORS = {"params:model": UGVAEConfig.from_dict, "params:train": TrainConfig.from_dict}
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; concurrent first runs are not serialised
+    fcntl = None
+
+VALIDATORS = {
+    "params:model": UGVAEConfig.from_dict,
+    "params:train": TrainConfig.from_dict,
+    "params:data": check_data_parameters,
+    "params:groups": check_groups_parameters,
+}
 
 
 class ValidateParametersHook:
-    """Fail fast, naming the parameter and its allowed values, before expensive work starts."""
+    """Fail fast, naming the parameter and its allowed values, before expensive work starts.
 
-    @hook_impl
+    Runs before every other ``before_pipeline_run`` hook (``tryfirst``): a run refused for its
+    parameters opens no MLflow run (one opened first would be left RUNNING, since Kedro calls
+    no ``on_pipeline_error`` for this hook, and MLflow's exit handler would close it FINISHED).
+    """
+
+    @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         inputs = pipeline.inputs()
         for name, validate in VALIDATORS.items():
@@ -56,3 +77,84 @@ class MlflowArtifactsHook:
             local_path = dataset._filepath
         mlflow.log_artifact(str(Path(local_path)), artifact_path=artifact_path)
         log.info("logged %s to MLflow under %s/", dataset_name, artifact_path)
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C (SIGINT) during ``kedro run``, raised as an ``Exception`` so that hooks see it."""
+
+
+class InterruptedRunHook:
+    """Ctrl-C ends the run's MLflow run as KILLED, with everything logged so far.
+
+    A ``KeyboardInterrupt`` is not an ``Exception``: Kedro calls no ``on_pipeline_error`` hook
+    for it, and MLflow's exit handler would then close the run as FINISHED. While a pipeline
+    runs in the main thread, this hook turns SIGINT into :class:`RunInterrupted`: Kedro calls
+    ``on_pipeline_error``, kedro-mlflow closes the run as FAILED (every other exception stays
+    FAILED) and this hook, called after it, marks the run KILLED.
+    """
+
+    def __init__(self) -> None:
+        self._previous_handler = None
+        self._run_id: str | None = None
+        self._node: str | None = None
+
+    @hook_impl(trylast=True)  # after every other hook that could fail before the runner starts
+    def before_pipeline_run(self) -> None:
+        self._run_id = self._node = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+
+    def _interrupt(self, signum, frame) -> None:
+        raise RunInterrupted(f"interrupted by SIGINT (Ctrl-C) during node {self._node or '(none)'}")
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._node = node.name
+        run = mlflow.active_run()
+        self._run_id = run.info.run_id if run is not None else self._run_id
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._restore_handler()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        self._restore_handler()
+        if isinstance(error, RunInterrupted) and self._run_id is not None:
+            MlflowClient().set_terminated(self._run_id, "KILLED")
+            log.warning("MLflow run %s marked KILLED: %s", self._run_id, error)
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+
+class MlflowSetupLockHook:
+    """Concurrent ``kedro run`` processes of one project set the MLflow store up one at a time.
+
+    When a context is created, kedro-mlflow creates and migrates the SQLite store and the
+    experiment; two processes doing it at once race (``duplicate column name: step`` while
+    migrating a new ``mlflow.db``, or a duplicate experiment). This hook holds an exclusive
+    lock on ``<project>/.mlflow_setup.lock`` from before kedro-mlflow's
+    ``after_context_created`` (``tryfirst``) until after it (``trylast``).
+    """
+
+    LOCK_FILE = ".mlflow_setup.lock"
+
+    def __init__(self) -> None:
+        self._handle = None
+
+    @hook_impl(tryfirst=True, specname="after_context_created")
+    def acquire(self, context) -> None:
+        if fcntl is None:
+            return
+        self._handle = open(os.path.join(context.project_path, self.LOCK_FILE), "a")  # noqa: SIM115
+        fcntl.flock(self._handle, fcntl.LOCK_EX)
+
+    @hook_impl(trylast=True, specname="after_context_created")
+    def release(self, context) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None

@@ -1,8 +1,13 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
-from ugvae_pipeline.hooks import MlflowArtifactsHook, ValidateParametersHook
+from ugvae_pipeline.hooks import (
+    InterruptedRunHook,
+    MlflowArtifactsHook,
+    MlflowSetupLockHook,
+    ValidateParametersHook,
+)
 
-HOOKS = (ValidateParametersHook(), MlflowArtifactsHook())
+HOOKS = (MlflowSetupLockHook(), ValidateParametersHook(), MlflowArtifactsHook(), InterruptedRunHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -98,3 +98,21 @@ def test_celeba_metadata_round_trips_through_parquet(celeba_root, tmp_path):
     _, metadata = load_celeba(celeba_root, image_size=8, limit=4)
     metadata.to_parquet(tmp_path / "m.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "m.parquet"), metadata)
+
+
+def test_partition_file_missing_an_image_is_named(celeba_root):
+    path = celeba_root / "list_eval_partition.txt"
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines() if not line.startswith("000005.jpg")))
+    with pytest.raises(ValueError, match=r"list_eval_partition.txt: no partition for 1 image\(s\).*000005.jpg"):
+        load_celeba(celeba_root)
+
+
+def test_partition_file_listing_an_image_twice_or_a_bad_split_is_named(celeba_root):
+    path = celeba_root / "list_eval_partition.txt"
+    original = path.read_text()
+    path.write_text(original + "000003.jpg 2\n")  # a second, contradicting entry
+    with pytest.raises(ValueError, match=r"list_eval_partition.txt: 1 image\(s\) listed more than once.*000003.jpg"):
+        load_celeba(celeba_root)
+    path.write_text(original.replace("000004.jpg 0", "000004.jpg 3"))
+    with pytest.raises(ValueError, match=r"list_eval_partition.txt: partitions must be 0 \(train\), 1"):
+        load_celeba(celeba_root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import numpy as np
@@ -108,3 +109,68 @@ def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root):
     assert counted == len(images) == 7
     mixed = {"source": "mixed", "mixed": {"sources": [params, {**params, "domain": "copy"}]}}
     assert ingest_images(mixed)[2]["ingest_skipped_images"][0]["value"] == 2.0
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.png", b"", "cannot identify image file"),
+        ("letter.jpg", "Dear reader, this is text.".encode(), "cannot identify image file"),
+        ("cut.png", None, "image file is truncated"),
+    ],
+    ids=["zero-bytes", "text-named-jpg", "truncated-png"],
+)
+def test_unreadable_files_are_named_with_the_cause(tmp_path, name, content, message):
+    if content is None:  # a real PNG cut in the middle of its pixel data
+        noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        whole = _png_bytes(Image.fromarray(noise))
+        content = whole[: len(whole) // 2]
+    (tmp_path / "ok.png").write_bytes(_png_bytes(Image.new("RGB", (4, 4), (9, 9, 9))))
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=rf"cannot read image .*{name}: .*{message}.*skip_bad_images"):
+        load_image_folder(tmp_path, image_size=4)
+    images, metadata = load_image_folder(tmp_path, image_size=4, skip_bad_images=True)
+    assert list(metadata["filename"]) == ["ok.png"] and metadata.attrs["skipped_images"] == 1
+
+
+def test_palette_pngs_with_and_without_transparency(tmp_path):
+    Image.new("RGB", (6, 6), (0, 0, 255)).convert("P").save(tmp_path / "opaque.png")
+    transparent = Image.new("P", (6, 6), 0)
+    transparent.putpalette([255, 0, 0] + [0, 0, 0] * 255)
+    transparent.save(tmp_path / "clear.png", transparency=0)  # palette index 0 fully transparent
+    images, metadata = load_image_folder(tmp_path, image_size=4)
+    assert list(_by_name(images, metadata, "opaque.png")[:, 2, 2]) == [0, 0, 255]
+    assert list(_by_name(images, metadata, "clear.png")[:, 2, 2]) == [255, 255, 255]  # on white, not red
+
+
+def test_one_pixel_image_is_upsampled_to_its_colour(tmp_path):
+    Image.new("RGB", (1, 1), (10, 200, 30)).save(tmp_path / "dot.png")
+    images, _ = load_image_folder(tmp_path, image_size=16)
+    assert images.shape == (1, 3, 16, 16)
+    assert (images[0].reshape(3, -1).T == (10, 200, 30)).all()
+
+
+def test_ten_thousand_pixel_square_decodes_with_a_warning(tmp_path):
+    big = Image.new("L", (10_000, 10_000), 0)
+    big.paste(255, (0, 0, 10_000, 5_000))  # top half white
+    big.save(tmp_path / "big.png", compress_level=1)
+    del big
+    with pytest.warns(Image.DecompressionBombWarning):  # 100 MP is over PIL's 89.5 MP warning limit
+        images, _ = load_image_folder(tmp_path, channels=1, image_size=8)
+    assert images[0, 0, 0, 4] == 255 and images[0, 0, -1, 4] == 0
+
+
+def test_decompression_bomb_is_refused_by_name_or_skipped(tmp_path, monkeypatch):
+    Image.new("RGB", (100, 100)).save(tmp_path / "bomb.png")
+    Image.new("RGB", (10, 10)).save(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4_000)  # 10,000 pixels is over twice the limit
+    with pytest.raises(ValueError, match=r"cannot read image .*bomb.png: refused as a possible decompression bomb"):
+        load_image_folder(tmp_path, image_size=4)
+    _, metadata = load_image_folder(tmp_path, image_size=4, skip_bad_images=True)
+    assert list(metadata["filename"]) == ["small.png"] and metadata.attrs["skipped_images"] == 1

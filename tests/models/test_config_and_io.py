@@ -70,3 +70,56 @@ def test_weights_of_another_architecture_are_refused():
     torch.save(payload, edited)
     with pytest.raises(ValueError, match="weights do not match its config"):
         load_model(edited.getvalue())
+
+
+def _payload(model) -> dict:
+    buffer = io.BytesIO()
+    save_model(model, buffer)
+    return torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+
+
+def test_truncated_or_empty_model_file_is_refused(tmp_path):
+    path = tmp_path / "m.pt"
+    save_model(UGVAE(UGVAEConfig(dim_z=4)), path)
+    whole = path.read_bytes()
+    for size in (len(whole) // 2, 100, 0):
+        path.write_bytes(whole[:size])
+        with pytest.raises(ValueError, match=r"refusing to load model file .*m.pt.*weights_only=True"):
+            load_model(path)
+
+
+def test_file_written_by_another_architecture_is_refused():
+    conv = UGVAE(UGVAEConfig(architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=3, n_components=3))
+    payload = _payload(conv)
+    payload["config"] = UGVAEConfig(dim_z=4, dim_beta=3, n_components=3).to_dict()  # claims mlp28
+    edited = io.BytesIO()
+    torch.save(payload, edited)
+    message = r"weights do not match its config .*architecture='mlp28'.*another architecture"
+    with pytest.raises(ValueError, match=message):
+        load_model(edited.getvalue())
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p.update(model_type="beta_vae"), r"model_type 'beta_vae'; known: \['ugvae'\]"),
+        (lambda p: p.update(format_version=2), r"format_version 2; this version reads 1"),
+        (lambda p: p.pop("state_dict"), r"lacks model_type/config/state_dict"),
+        (lambda p: p["config"].update(dim_z=0), r"model.dim_z must be an integer >= 1"),
+    ],
+    ids=["unknown-type", "future-format", "no-weights", "invalid-config"],
+)
+def test_edited_model_files_are_refused_naming_the_problem(edit, message):
+    payload = _payload(UGVAE(UGVAEConfig(dim_z=4)))
+    edit(payload)
+    edited = io.BytesIO()
+    torch.save(payload, edited)
+    with pytest.raises(ValueError, match=message):
+        load_model(edited.getvalue())
+
+
+def test_a_bare_tensor_is_not_a_model_file():
+    buffer = io.BytesIO()
+    torch.save(torch.zeros(3), buffer)
+    with pytest.raises(ValueError, match="lacks model_type/config/state_dict"):
+        load_model(buffer.getvalue())

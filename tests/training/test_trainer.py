@@ -103,6 +103,11 @@ def test_group_size_larger_than_the_data_is_refused(mnist):
         ({"device": "tpu"}, "train.device='tpu' is unknown"),
         ({"precision": "fp8"}, "train.precision='fp8' is unknown"),
         ({"epoch": 3}, "unknown train parameter(s) ['epoch']"),
+        ({"checkpoint_every": -1}, "train.checkpoint_every must be an integer >= 0 (0: off), got -1"),
+        ({"checkpoint_every": 1.5}, "train.checkpoint_every must be an integer >= 0"),
+        ({"resume": "yes"}, "train.resume must be true or false, got 'yes'"),
+        ({"checkpoint_dir": ""}, "train.checkpoint_dir must be a non-empty path"),
+        ({"checkpoint_dir": None}, "train.checkpoint_dir must be a non-empty path"),
     ],
 )
 def test_bad_training_parameters_are_named(params, message):
@@ -117,3 +122,8 @@ def test_plan_with_wrong_epoch_count_is_refused(mnist):
     heldout = random_groups(split_indices(metadata, "heldout"), 1, 128, seed=0)
     with pytest.raises(ValueError, match="holds 2 epochs of groups but train.epochs=3"):
         train(UGVAE(UGVAEConfig()), images, plan, heldout, TrainConfig(epochs=3, progress="off"))
+
+
+def test_progress_off_read_by_yaml_as_false_means_off():
+    # `--params train.progress=off` reaches the node as False (YAML 1.1 booleans)
+    assert TrainConfig.from_dict({"progress": False}).progress == "off"

@@ -94,6 +94,9 @@ def read_attributes(path: Path) -> pd.DataFrame:
 def read_partition(path: Path, filenames: pd.Series) -> np.ndarray:
     """``list_eval_partition.txt`` → partition ``[N]`` (0, 1, 2) in the order of ``filenames``."""
     table = _read_table(path, ["filename", "partition"], skiprows=0)
+    repeated = table["filename"][table["filename"].duplicated()]
+    if len(repeated):
+        raise ValueError(f"{path}: {len(repeated)} image(s) listed more than once, e.g. {list(repeated[:5])}")
     partition = table.set_index("filename")["partition"]
     absent = filenames[~filenames.isin(partition.index)]
     if len(absent):

@@ -2,7 +2,9 @@
 
 Every file goes through the same steps: open → composite transparency on white → convert to
 the configured mode (``L`` or ``RGB``; 16-bit grayscale is rescaled, not clipped) → centre
-crop to a square → resize. The cache is preallocated as uint8 and filled one image at a time,
+crop to a square → resize. Images over PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 MP) decode with
+PIL's ``DecompressionBombWarning``; over twice that they are refused like unreadable files, as
+possible decompression bombs. The cache is preallocated as uint8 and filled one image at a time,
 so peak memory is the cache plus one decoded image, never a float copy of the dataset.
 """
 
@@ -78,6 +80,8 @@ def decode_image(path: Path, mode: str, image_size: int, crop_size: int | None =
             image = image.crop(box).resize((image_size, image_size), Image.BILINEAR)  # crop first: no bleed
     except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL raises all three on bad files
         raise ValueError(f"cannot read image {path}: {err}") from err
+    except Image.DecompressionBombError as err:  # over 2 x PIL's MAX_IMAGE_PIXELS (about 179 MP)
+        raise ValueError(f"cannot read image {path}: refused as a possible decompression bomb: {err}") from err
     except ValueError as err:
         raise ValueError(f"cannot use image {path}: {err}") from err
     pixels = np.asarray(image, dtype=np.uint8)

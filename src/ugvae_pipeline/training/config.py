@@ -32,6 +32,12 @@ class TrainConfig:
         global_kl_warmup_epochs: anneal the weight of the global KL in the training loss
             linearly from 0 to 1 over this many epochs (per step), then train on the plain
             negative ELBO; 0 (official) never anneals. Reported terms are always unweighted.
+        checkpoint_every: write a checkpoint (model, optimizer, every RNG state, history)
+            every this many epochs; 0 writes none.
+        checkpoint_dir: the folder of the checkpoint file (working state, not a versioned
+            artifact; one file, replaced atomically). Relative paths are from the project root.
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one (it must
+            come from a run with the same model, seed and group plan); start afresh otherwise.
     """
 
     epochs: int = 20
@@ -46,6 +52,9 @@ class TrainConfig:
     progress: str = "auto"
     log_every: int = 50
     global_kl_warmup_epochs: float = 0
+    checkpoint_every: int = 0
+    checkpoint_dir: str = "data/06_models/checkpoints"
+    resume: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "group_size", "groups_per_step", "log_every", "devices"):
@@ -69,8 +78,14 @@ class TrainConfig:
             raise ValueError(
                 f"train.global_kl_warmup_epochs must be a number >= 0 (0: no warm-up), got {warmup!r}"
             )
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"train.compile must be true or false, got {self.compile!r}")
+        for name in ("compile", "resume"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"train.{name} must be true or false, got {getattr(self, name)!r}")
+        every = self.checkpoint_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"train.checkpoint_every must be an integer >= 0 (0: off), got {every!r}")
+        if not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir.strip():
+            raise ValueError(f"train.checkpoint_dir must be a non-empty path, got {self.checkpoint_dir!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -81,7 +96,7 @@ class TrainConfig:
                 f"unknown train parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
             )
         values = dict(values)
-        if values.get("progress") is False:  # `--params train.progress=off` arrives as YAML false
+        if values.get("progress") is False:  # YAML 1.1 reads an unquoted `off` as false
             values["progress"] = "off"
         lr = values.get("learning_rate")
         if isinstance(lr, int) and not isinstance(lr, bool):

@@ -10,6 +10,10 @@ shards every step along the groups axis: each process takes whole groups, since 
 global code needs all of its members. The reparameterisation noise of a step is drawn for
 all of its groups, identically on every process, and each keeps its own groups' share; so
 N processes with G groups each make exactly the update of one process with N·G groups.
+
+With ``train.checkpoint_every``, rank 0 writes a checkpoint (``training/checkpoint.py``)
+every that many epochs; ``train.resume`` continues from it and ends with the weights of an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch import nn
 from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss
 from ugvae_pipeline.models.ugvae import LatentNoise
 from ugvae_pipeline.progress import TrainingProgress as _Progress
+from ugvae_pipeline.training import checkpoint as ckpt
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -293,10 +298,14 @@ def _train_process(
             "fp32" if dtype is None else str(dtype).replace("torch.", ""),
             config.epochs, steps_per_epoch, groups_per_step, group_size,
         )
-    rows = []
-    done = 0
+    signature = _run_signature(model, train_groups, heldout_groups, config, groups_per_step, dtype)
+    checkpoint_file = ckpt.checkpoint_path(config.checkpoint_dir)
+    rows, checkpointed = [], 0  # checkpointed: epochs done in the last checkpoint
+    if config.resume:
+        rows, checkpointed = _resume(checkpoint_file, signature, model, optimizer, noise_generator)
+    done = checkpointed * steps_per_epoch
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(checkpointed + 1, config.epochs + 1):
             model.train()
             averager = _TermAverager(device)
             step_losses: list[torch.Tensor] = []
@@ -340,12 +349,62 @@ def _train_process(
                     epoch, config.epochs, row["train_loss"], row["heldout_loss"], seconds,
                     row["images_per_second"],
                 )
+            if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
+                ckpt.save_checkpoint(checkpoint_file, {
+                    "signature": signature, "epoch": epoch, "history": rows,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": ckpt.capture_rng_states(noise_generator),
+                })
+                checkpointed = epoch
+    except BaseException:
+        if rank == 0 and checkpointed:
+            log.error(
+                "training stopped after epoch %d; its checkpoint %s is intact: rerun with "
+                "train.resume=true to continue from it", checkpointed, checkpoint_file,
+            )
+        raise
     finally:
         progress.close()
     if rank != 0:
         return None
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     return model, pd.DataFrame(rows)
+
+
+def _run_signature(
+    model: nn.Module, train_groups: np.ndarray, heldout_groups: np.ndarray, config: TrainConfig,
+    groups_per_step: int, dtype: torch.dtype | None,
+) -> dict:
+    """What a resumed run must share with the checkpoint to continue the same run exactly."""
+    return {
+        "model": model.config.to_dict(),
+        "seed": config.seed,
+        "learning_rate": config.learning_rate,
+        "groups_per_step": groups_per_step,
+        "global_kl_warmup_epochs": config.global_kl_warmup_epochs,
+        "precision": "fp32" if dtype is None else str(dtype).replace("torch.", ""),
+        "train_groups": ckpt.array_digest(train_groups),
+        "heldout_groups": ckpt.array_digest(heldout_groups),
+    }
+
+
+def _resume(
+    path, signature: dict, model: nn.Module, optimizer: torch.optim.Optimizer, noise_generator: torch.Generator
+) -> tuple[list[dict], int]:
+    """Load the checkpoint at ``path`` into the model, optimizer and generators.
+
+    Returns the history so far and the epochs done; ``([], 0)`` when there is no checkpoint.
+    """
+    if not path.exists():
+        log.info("train.resume: no checkpoint at %s, training from epoch 1", path)
+        return [], 0
+    state = ckpt.load_checkpoint(path)
+    ckpt.check_signature(path, state["signature"], signature)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    ckpt.restore_rng_states(state["rng"], noise_generator)
+    log.info("train.resume: continuing from %s after epoch %d", path, state["epoch"])
+    return list(state["history"]), int(state["epoch"])
 
 
 def _global_kl_weight(config: TrainConfig, steps_done: int, steps_per_epoch: int) -> float:

@@ -1,0 +1,126 @@
+"""Training checkpoints: everything a killed run needs to continue exactly where it stopped.
+
+A checkpoint holds the model and optimizer ``state_dict``, every random number generator a
+run draws from (python, NumPy, torch CPU and CUDA, and the trainer's own noise generator),
+the epochs done, the history so far and the *signature* of the run: the model config, the
+seed, the optimisation settings and a hash of the group plan. Resuming with another
+signature is refused, since the continuation would silently be a different run.
+
+Files are plain tensors, numbers and strings, loaded with ``torch.load(weights_only=True)``,
+and written atomically (a temporary file in the same folder, then ``os.replace``), so a kill
+at any moment leaves either the previous checkpoint or the new one, never a torn file.
+A checkpoint is working state, not an artifact: the final model is the versioned output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT_VERSION = 1
+FILENAME = "ugvae_checkpoint.pt"
+
+
+def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
+    return Path(checkpoint_dir) / FILENAME
+
+
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 of an index array's shape, dtype and values (the group plan's identity)."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.data)
+    return digest.hexdigest()
+
+
+def capture_rng_states(noise_generator: torch.Generator) -> dict[str, Any]:
+    """Every generator's state as tensors and numbers (loadable with ``weights_only=True``)."""
+    version, mt_state, gauss_next = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {
+            "name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "noise": noise_generator.get_state(),
+    }
+
+
+def restore_rng_states(states: dict[str, Any], noise_generator: torch.Generator) -> None:
+    py = states["python"]
+    random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss_next"]))
+    np_state = states["numpy"]
+    np.random.set_state((
+        np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+        np_state["has_gauss"], np_state["cached_gaussian"],
+    ))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"][: torch.cuda.device_count()])
+    noise_generator.set_state(states["noise"])
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a reader sees the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save({"format_version": FORMAT_VERSION, **state}, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint`, loaded with ``weights_only=True``.
+
+    Raises:
+        ValueError: the file is not a loadable checkpoint of this format, naming it.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"cannot load training checkpoint {path}: not a plain weights_only checkpoint file "
+            f"({type(err).__name__}: {str(err)[:300]}); delete it or set train.resume=false"
+        ) from err
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"training checkpoint {path} is not in format version {FORMAT_VERSION}; "
+            "delete it or set train.resume=false"
+        )
+    return state
+
+
+def check_signature(path: str | os.PathLike, saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Refuse to resume a run whose configuration differs from the checkpoint's."""
+    keys = sorted(set(saved) | set(current))
+    differences = [
+        f"{k}: checkpoint {saved.get(k)!r}, this run {current.get(k)!r}"
+        for k in keys
+        if saved.get(k) != current.get(k)
+    ]
+    if differences:
+        raise ValueError(
+            f"refusing to resume from {path}: it was written by a run with another configuration "
+            f"({'; '.join(differences)}). Resume with the checkpoint's parameters, or set "
+            "train.resume=false (or another train.checkpoint_dir) to start afresh"
+        )
+

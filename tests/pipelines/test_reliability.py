@@ -1,0 +1,126 @@
+"""Failures, interruptions and concurrent runs, through real Kedro sessions and MLflow stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import run_kedro
+from ugvae_pipeline import plotting
+from ugvae_pipeline.hooks import RunInterrupted
+from ugvae_pipeline.training import checkpoint as ckpt
+
+TINY = {
+    "data": {"source": "uci_digits"},  # 1,797 digits: fast to ingest and to train on
+    "train": {"epochs": 2, "group_size": 32, "progress": "off"},
+    "model": {"dim_beta": 4},
+    "groups": {"heldout": {"n_groups": 2, "group_size": 32, "seed": 0}},
+    "figures": {"n_groups": 1, "n_images": 8, "seed": 0},
+}
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _runs(project: Path):
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ugvae_pipeline")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def test_nan_loss_fails_the_run_naming_the_cause(project_copy):
+    params = {
+        **TINY,
+        "model": {"dim_beta": 4, "var_x": 1e-45},  # the reconstruction term overflows to inf
+        "train": {**TINY["train"], "log_every": 1},  # checked every step
+    }
+    with pytest.raises(FloatingPointError, match=r"loss became (inf|nan) at epoch 1, step 1;.*model.var_x"):
+        run_kedro(project_copy, "train", params)
+    _, (run,) = _runs(project_copy)
+    assert run.info.status == "FAILED"
+    assert run.data.params["model.var_x"] == "1e-45"  # what was logged before the failure is kept
+
+
+def test_unreadable_image_fails_the_run_naming_the_file(project_copy):
+    root = project_copy / "data" / "01_raw" / "images"
+    root.mkdir(parents=True)
+    (root / "photo.jpg").write_text("this is text, not a JPEG")
+    params = {**TINY, "data": {"source": "image_folder", "image_folder": {"root": str(root)}}}
+    with pytest.raises(ValueError, match=r"cannot read image .*photo.jpg.*skip_bad_images"):
+        run_kedro(project_copy, "train", params)
+    _, (run,) = _runs(project_copy)
+    assert run.info.status == "FAILED"
+
+
+def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_copy, monkeypatch):
+    def ctrl_c(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # a real SIGINT, as from the terminal
+
+    monkeypatch.setattr(plotting, "component_samples_figure", ctrl_c)  # after training and its logging
+    handler = signal.getsignal(signal.SIGINT)
+    params = {**TINY, "train": {**TINY["train"], "checkpoint_every": 1}}
+    with pytest.raises(RunInterrupted, match=r"SIGINT \(Ctrl-C\) during node plot_training_figures"):
+        run_kedro(project_copy, "train", params)
+    assert signal.getsignal(signal.SIGINT) is handler  # the session's handler is restored
+
+    client, (run,) = _runs(project_copy)
+    assert run.info.status == "KILLED"
+    logged = [a.path for a in client.list_artifacts(run.info.run_id, "history")]
+    assert logged == ["history/training_history.csv"]
+    assert "train_loss" in run.data.metrics
+    # the checkpoint lives where conf/base/parameters_training.yml puts it, and loads
+    state = ckpt.load_checkpoint(project_copy / "data" / "06_models" / "checkpoints" / ckpt.FILENAME)
+    assert state["epoch"] == 2 and [row["epoch"] for row in state["history"]] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
+        ({"data": {"heldout_fraction": "0.2"}}, r"data.heldout_fraction must be a number in \(0, 1\)"),
+        ({"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
+    ],
+    ids=["groups", "data", "train"],
+)
+def test_bad_parameters_stop_the_run_before_any_node(project_copy, params, message):
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(ValueError, match=message):
+        run_kedro(project_copy, "train", params)
+    assert not (project_copy / "data" / "02_intermediate").exists()
+    assert mlflow.active_run() is None  # no MLflow run was opened, to be left RUNNING
+    assert _runs(project_copy)[1] == []
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_copy):
+    params = (
+        "data.source=uci_digits,train.epochs=1,train.group_size=32,train.progress=off,model.dim_beta=4,"
+        "groups.heldout.n_groups=2,groups.heldout.group_size=32,figures.n_groups=1"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", params]
+    # both start on a project without mlflow.db: they race to create and migrate the store
+    processes = [
+        subprocess.Popen(
+            command, cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        out, _ = process.communicate(timeout=500)
+        assert process.returncode == 0, out[-3000:]
+
+    models = sorted((project_copy / "data" / "06_models" / "ugvae.pt").glob("*/ugvae.pt"))
+    histories = sorted((project_copy / "data" / "08_reporting" / "training_history.csv").glob("*/*.csv"))
+    assert len(models) == 2 and len(histories) == 2  # two distinct versions, nothing overwritten
+    client, runs = _runs(project_copy)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    for run in runs:
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == ["history/training_history.csv"]

@@ -1,0 +1,142 @@
+"""Checkpoints: atomic writes, exact resume after a real SIGKILL, refusal of a foreign checkpoint."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ugvae_pipeline.data.grouping import random_group_plan, random_groups
+from ugvae_pipeline.models import UGVAE, UGVAEConfig
+from ugvae_pipeline.training import checkpoint as ckpt
+from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.seed import seed_everything
+from ugvae_pipeline.training.trainer import train
+
+ENTRY = Path(__file__).with_name("train_entry.py")
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _start(out: Path, checkpoint_dir: Path, epochs: int, resume: bool) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ENTRY), str(out), str(checkpoint_dir), str(epochs), "1" if resume else "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    return ckpt.load_checkpoint(path)["epoch"] if path.exists() else 0
+
+
+def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    epochs, kill_after = 10, 2
+    victim = _start(tmp_path / "never.pt", tmp_path / "ck", epochs, resume=False)
+    reference = _start(tmp_path / "reference.pt", tmp_path / "ck_reference", epochs, resume=False)
+    checkpoint = ckpt.checkpoint_path(tmp_path / "ck")
+    deadline = time.monotonic() + 240
+    while _checkpoint_epoch(checkpoint) < kill_after and victim.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(60)
+    assert victim.returncode == -signal.SIGKILL, f"not killed mid-training: {victim.stderr.read()[-2000:]}"
+    at_kill = ckpt.load_checkpoint(checkpoint)  # whatever moment the kill hit, the file loads
+    assert kill_after <= at_kill["epoch"] < epochs
+    assert not (tmp_path / "never.pt").exists()
+
+    resumed = _start(tmp_path / "resumed.pt", tmp_path / "ck", epochs, resume=True)
+    for process in (resumed, reference):
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+
+    final = ckpt.load_checkpoint(checkpoint)
+    assert [row["epoch"] for row in final["history"]] == list(range(1, epochs + 1))
+    # the epochs before the kill were carried over, not retrained (their timings are the same)
+    assert final["history"][: at_kill["epoch"]] == at_kill["history"]
+    expected = torch.load(tmp_path / "reference.pt", weights_only=True)
+    got = torch.load(tmp_path / "resumed.pt", weights_only=True)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_an_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ck" / "c.pt"
+    ckpt.save_checkpoint(path, {"epoch": 1, "weights": torch.ones(3)})
+
+    def torn_save(obj, file):
+        file.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.torch, "save", torn_save)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(path, {"epoch": 2, "weights": torch.zeros(3)})
+    state = ckpt.load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["weights"], torch.ones(3))
+    assert sorted(p.name for p in path.parent.iterdir()) == ["c.pt"]  # no temporary file left
+
+
+def test_truncated_or_unsafe_checkpoint_is_refused_by_name(tmp_path):
+    path = tmp_path / "c.pt"
+    ckpt.save_checkpoint(path, {"epoch": 1, "weights": torch.ones(100)})
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"cannot load training checkpoint .*c.pt.*train.resume=false"):
+        ckpt.load_checkpoint(path)
+    torch.save({"format_version": 1, "epoch": 1, "hook": random.Random()}, path)  # needs unpickling
+    with pytest.raises(ValueError, match=r"cannot load training checkpoint .*weights_only"):
+        ckpt.load_checkpoint(path)
+
+
+def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
+    seed_everything(11)
+    generator = torch.Generator().manual_seed(3)
+    ckpt.save_checkpoint(tmp_path / "c.pt", {"rng": ckpt.capture_rng_states(generator)})
+
+    def draws():
+        return (random.random(), np.random.rand(), np.random.randn(), torch.rand(2).tolist(),
+                torch.randn(2, generator=generator).tolist())
+
+    first = draws()
+    seed_everything(99)
+    generator.manual_seed(0)
+    ckpt.restore_rng_states(ckpt.load_checkpoint(tmp_path / "c.pt")["rng"], generator)
+    assert draws() == first
+
+
+def _tiny_run(checkpoint_dir, seed=7, dim_beta=5, resume=False, plan_seed=None):
+    images = np.random.default_rng(0).integers(0, 256, (352, 1, 28, 28), dtype=np.uint8)
+    config = TrainConfig(epochs=1, group_size=32, seed=seed, device="cpu", progress="off",
+                         checkpoint_every=1, checkpoint_dir=str(checkpoint_dir), resume=resume)
+    plan = random_group_plan(np.arange(320), 32, 1, seed=seed if plan_seed is None else plan_seed)
+    heldout = random_groups(np.arange(320, 352), 1, 32, seed=0)
+    seed_everything(seed)
+    return train(UGVAE(UGVAEConfig(dim_z=4, dim_beta=dim_beta, n_components=3)), images, plan, heldout, config)
+
+
+def test_resume_from_a_checkpoint_of_another_configuration_is_refused(tmp_path):
+    _tiny_run(tmp_path)
+    refused = r"refusing to resume from .*ugvae_checkpoint.pt: it was written by a run with another configuration"
+    with pytest.raises(ValueError, match=refused + r".*seed: checkpoint 7, this run 8"):
+        _tiny_run(tmp_path, seed=8, plan_seed=7, resume=True)
+    with pytest.raises(ValueError, match=r"another configuration \(model: checkpoint .*'dim_beta': 5.*'dim_beta': 6"):
+        _tiny_run(tmp_path, dim_beta=6, resume=True)
+    with pytest.raises(ValueError, match=r"train_groups: checkpoint '[0-9a-f]{64}'"):
+        _tiny_run(tmp_path, plan_seed=1, resume=True)
+    model, history = _tiny_run(tmp_path, resume=True)  # the same run resumes (nothing left to train)
+    assert list(history["epoch"]) == [1]
+
+
+def test_no_checkpoint_to_resume_trains_from_the_start(tmp_path):
+    model, history = _tiny_run(tmp_path / "empty", resume=True)
+    assert list(history["epoch"]) == [1]
+    assert ckpt.checkpoint_path(tmp_path / "empty").exists()
