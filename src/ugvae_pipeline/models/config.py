@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from ugvae_pipeline.models.architectures import ARCHITECTURES
+from ugvae_pipeline.validation import dataclass_kwargs
 
 GLOBAL_FACTOR_INPUTS = ("features_and_probs", "probs", "features")
 GLOBAL_FACTOR_VARIANCES = ("per_observation", "shared")
@@ -97,18 +98,7 @@ class UGVAEConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> UGVAEConfig:
         """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
-        valid = {f.name for f in fields(cls)}
-        unknown = set(values) - valid
-        if unknown:
-            raise ValueError(
-                f"unknown model parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
-            )
-        values = dict(values)
-        if "var_x" in values and isinstance(values["var_x"], int) and not isinstance(
-            values["var_x"], bool
-        ):
-            values["var_x"] = float(values["var_x"])
-        return cls(**values)
+        return cls(**dataclass_kwargs(cls, values, "model"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from ugvae_pipeline.validation import dataclass_kwargs
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -89,19 +91,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        valid = {f.name for f in fields(cls)}
-        unknown = set(values) - valid
-        if unknown:
-            raise ValueError(
-                f"unknown train parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
-            )
-        values = dict(values)
-        if values.get("progress") is False:  # YAML 1.1 reads an unquoted `off` as false
-            values["progress"] = "off"
-        lr = values.get("learning_rate")
-        if isinstance(lr, int) and not isinstance(lr, bool):
-            values["learning_rate"] = float(lr)
-        return cls(**values)
+        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
+        kwargs = dataclass_kwargs(cls, values, "train")
+        if kwargs.get("progress") is False:  # YAML 1.1 reads an unquoted `off` as false
+            kwargs["progress"] = "off"
+        return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
