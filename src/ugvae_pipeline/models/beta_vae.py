@@ -62,8 +62,7 @@ class BetaVAE(GroupVAEBase):
     @torch.no_grad()
     def sample(self, n_groups: int, group_size: int, generator: torch.Generator | None = None) -> Tensor:
         """Pixel means of z ~ N(0, I), ``[n_groups, group_size, C, H, W]``."""
-        z = torch.randn(n_groups, group_size, self.config.dim_z, generator=generator, device=self._device())
-        return self.decode(z)
+        return self.decode(self._prior_draw(n_groups, group_size, self.config.dim_z, generator=generator))
 
     def forward(self, x: Tensor, noise: LatentNoise | None = None) -> UGVAEOutput:
         """One reparameterised z per image (``noise.local_code`` when given)."""

@@ -73,6 +73,11 @@ class GroupVAEBase(nn.Module):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def _prior_draw(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
+        """Standard-normal draws on the model's device, in its dtype."""
+        weight = next(self.parameters())
+        return torch.randn(shape, generator=generator, device=weight.device, dtype=weight.dtype)
+
     def decode(self, z: Tensor, beta: Tensor | None = None) -> Tensor:
         """Pixel means ``[G, B, C, H, W]`` of codes ``z [G, B, dim_z]`` (and a group code β)."""
         return decode_codes(self.decoder, z, beta)

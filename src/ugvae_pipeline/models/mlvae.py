@@ -79,9 +79,8 @@ class MLVAE(GroupVAEBase):
     @torch.no_grad()
     def sample(self, n_groups: int, group_size: int, generator: torch.Generator | None = None) -> Tensor:
         """C ~ N(0, I) per group, s_i ~ N(0, I) per image; pixel means ``[G, B, C, H, W]``."""
-        device = self._device()
-        content = torch.randn(n_groups, self.config.dim_beta, generator=generator, device=device)
-        style = torch.randn(n_groups, group_size, self.config.dim_z, generator=generator, device=device)
+        content = self._prior_draw(n_groups, self.config.dim_beta, generator=generator)
+        style = self._prior_draw(n_groups, group_size, self.config.dim_z, generator=generator)
         return self.decode(style, content)
 
     def forward(self, x: Tensor, noise: LatentNoise | None = None) -> UGVAEOutput:
