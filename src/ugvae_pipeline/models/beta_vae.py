@@ -5,21 +5,19 @@ Shares the SPEC §5 encoder/decoder modules and UG-VAE's API (see ``group_vae``)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ugvae_pipeline.models.config import validate_shape
+from ugvae_pipeline.models.config import ModelConfigDict, validate_shape
 from ugvae_pipeline.models.elbo import beta_vae_elbo
 from ugvae_pipeline.models.group_vae import GroupVAEBase, iid_group_encoding, reparameterise
 from ugvae_pipeline.models.ugvae import GroupEncoding, LatentNoise, UGVAEOutput
-from ugvae_pipeline.validation import dataclass_kwargs
 
 
 @dataclass(frozen=True)
-class BetaVAEConfig:
+class BetaVAEConfig(ModelConfigDict):
     """Shape, likelihood and KL weight of a β-VAE.
 
     Attributes:
@@ -38,14 +36,6 @@ class BetaVAEConfig:
         validate_shape(self, ("channels", "image_size", "dim_z"))
         if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta >= 0:
             raise ValueError(f"model.beta must be a number >= 0 (1.0 is the plain VAE), got {self.beta!r}")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> BetaVAEConfig:
-        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
-        return cls(**dataclass_kwargs(cls, values, "model"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class BetaVAE(GroupVAEBase):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ugvae_pipeline.models.architectures import ARCHITECTURES
 from ugvae_pipeline.validation import dataclass_kwargs
@@ -13,8 +13,23 @@ GLOBAL_FACTOR_VARIANCES = ("per_observation", "shared")
 MIXTURE_PRIORS = ("uniform", "global")
 
 
+_Config = TypeVar("_Config", bound="ModelConfigDict")
+
+
+class ModelConfigDict:
+    """``from_dict``/``to_dict`` of every model config dataclass (the ``model`` parameters)."""
+
+    @classmethod
+    def from_dict(cls: type[_Config], values: dict[str, Any]) -> _Config:
+        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
+        return cls(**dataclass_kwargs(cls, values, "model"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class UGVAEConfig:
+class UGVAEConfig(ModelConfigDict):
     """Shape and likelihood of a UG-VAE (``../shared/SPEC.md`` §2–5).
 
     Attributes:
@@ -74,14 +89,6 @@ class UGVAEConfig:
             raise ValueError(
                 f"model.mixture_prior={self.mixture_prior!r} is unknown; choose one of {MIXTURE_PRIORS}"
             )
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> UGVAEConfig:
-        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
-        return cls(**dataclass_kwargs(cls, values, "model"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def validate_shape(config: Any, integer_fields: tuple[str, ...]) -> None:

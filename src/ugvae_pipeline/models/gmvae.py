@@ -7,21 +7,19 @@ Linear(dim_z, 256) → Tanh → Linear(256, K). Shares UG-VAE's API (see ``group
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ugvae_pipeline.models.config import validate_shape
+from ugvae_pipeline.models.config import ModelConfigDict, validate_shape
 from ugvae_pipeline.models.elbo import gmvae_elbo
 from ugvae_pipeline.models.group_vae import GroupVAEBase, iid_group_encoding, reparameterise
 from ugvae_pipeline.models.ugvae import GroupEncoding, LatentNoise, UGVAEOutput, sample_components
-from ugvae_pipeline.validation import dataclass_kwargs
 
 
 @dataclass(frozen=True)
-class GMVAEConfig:
+class GMVAEConfig(ModelConfigDict):
     """Shape and likelihood of a GMVAE: fields as in ``UGVAEConfig`` (no global latent)."""
 
     architecture: str = "mlp28"
@@ -33,14 +31,6 @@ class GMVAEConfig:
 
     def __post_init__(self) -> None:
         validate_shape(self, ("channels", "image_size", "dim_z", "n_components"))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> GMVAEConfig:
-        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
-        return cls(**dataclass_kwargs(cls, values, "model"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class GMVAE(GroupVAEBase):

@@ -13,22 +13,20 @@ Shares UG-VAE's API (see ``group_vae``): ``global_*`` is q(C | X), ``local_*`` q
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ugvae_pipeline.models.architectures import FEATURE_DIM
-from ugvae_pipeline.models.config import validate_shape
+from ugvae_pipeline.models.config import ModelConfigDict, validate_shape
 from ugvae_pipeline.models.elbo import mlvae_elbo, product_of_gaussians
 from ugvae_pipeline.models.group_vae import GroupVAEBase, reparameterise
 from ugvae_pipeline.models.ugvae import GroupEncoding, LatentNoise, UGVAEOutput
-from ugvae_pipeline.validation import dataclass_kwargs
 
 
 @dataclass(frozen=True)
-class MLVAEConfig:
+class MLVAEConfig(ModelConfigDict):
     """Shape and likelihood of an ML-VAE.
 
     Attributes:
@@ -46,14 +44,6 @@ class MLVAEConfig:
 
     def __post_init__(self) -> None:
         validate_shape(self, ("channels", "image_size", "dim_z", "dim_beta"))
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MLVAEConfig:
-        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
-        return cls(**dataclass_kwargs(cls, values, "model"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class MLVAE(GroupVAEBase):
