@@ -102,12 +102,16 @@ def test_file_written_by_another_architecture_is_refused():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda p: p.update(model_type="beta_vae"), r"model_type 'beta_vae'; known: \['ugvae'\]"),
+        (
+            lambda p: p.update(model_type="vqvae"),
+            r"model_type 'vqvae'; known: \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]",
+        ),
+        (lambda p: p.update(model_type="beta_vae"), r"unknown model parameter\(s\) \['dim_beta', "),
         (lambda p: p.update(format_version=2), r"format_version 2; this version reads 1"),
         (lambda p: p.pop("state_dict"), r"lacks model_type/config/state_dict"),
         (lambda p: p["config"].update(dim_z=0), r"model.dim_z must be an integer >= 1"),
     ],
-    ids=["unknown-type", "future-format", "no-weights", "invalid-config"],
+    ids=["unknown-type", "other-type", "future-format", "no-weights", "invalid-config"],
 )
 def test_edited_model_files_are_refused_naming_the_problem(edit, message):
     payload = _payload(UGVAE(UGVAEConfig(dim_z=4)))

@@ -1,11 +1,21 @@
-"""UG-VAE model, its configuration, its objective and its file format."""
+"""UG-VAE and its baselines (β-VAE, GMVAE, ML-VAE), their configurations, objectives and file format."""
+
+from ugvae_pipeline.models.beta_vae import BetaVAE, BetaVAEConfig
 
 from ugvae_pipeline.models.config import UGVAEConfig
 from ugvae_pipeline.models.elbo import ELBOTerms, product_of_gaussians, ugvae_elbo
+from ugvae_pipeline.models.gmvae import GMVAE, GMVAEConfig
 from ugvae_pipeline.models.io import load_model, save_model
+from ugvae_pipeline.models.mlvae import MLVAE, MLVAEConfig
 from ugvae_pipeline.models.ugvae import GroupEncoding, LatentNoise, UGVAE, UGVAEOutput
 
 __all__ = [
+    "BetaVAE",
+    "BetaVAEConfig",
+    "GMVAE",
+    "GMVAEConfig",
+    "MLVAE",
+    "MLVAEConfig",
     "ELBOTerms",
     "GroupEncoding",
     "LatentNoise",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ugvae_pipeline.models.architectures import ARCHITECTURES
 from ugvae_pipeline.validation import dataclass_kwargs
@@ -13,8 +13,23 @@ GLOBAL_FACTOR_VARIANCES = ("per_observation", "shared")
 MIXTURE_PRIORS = ("uniform", "global")
 
 
+_Config = TypeVar("_Config", bound="ModelConfigDict")
+
+
+class ModelConfigDict:
+    """``from_dict``/``to_dict`` of every model config dataclass (the ``model`` parameters)."""
+
+    @classmethod
+    def from_dict(cls: type[_Config], values: dict[str, Any]) -> _Config:
+        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
+        return cls(**dataclass_kwargs(cls, values, "model"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class UGVAEConfig:
+class UGVAEConfig(ModelConfigDict):
     """Shape and likelihood of a UG-VAE (``../shared/SPEC.md`` §2–5).
 
     Attributes:
@@ -54,27 +69,7 @@ class UGVAEConfig:
     mixture_prior: str = "uniform"
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"model.architecture={self.architecture!r} is unknown; "
-                f"choose one of {sorted(ARCHITECTURES)}"
-            )
-        for name in ("channels", "image_size", "dim_z", "dim_beta", "n_components"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"model.{name} must be an integer >= 1, got {value!r}")
-        spec = ARCHITECTURES[self.architecture]
-        if self.image_size != spec.image_size:
-            raise ValueError(
-                f"model.image_size={self.image_size} does not fit architecture "
-                f"{self.architecture!r}, which takes {spec.image_size}x{spec.image_size} images; "
-                f"set model.image_size={spec.image_size} or pick an architecture for "
-                f"{self.image_size}x{self.image_size} ({_sizes()})"
-            )
-        if isinstance(self.var_x, bool) or not isinstance(self.var_x, (int, float)):
-            raise ValueError(f"model.var_x must be a positive number, got {self.var_x!r}")
-        if not self.var_x > 0:
-            raise ValueError(f"model.var_x must be > 0 (official default 0.2), got {self.var_x}")
+        validate_shape(self, ("channels", "image_size", "dim_z", "dim_beta", "n_components"))
         if not isinstance(self.global_prior_factor, bool):
             raise ValueError(
                 f"model.global_prior_factor must be true or false, got {self.global_prior_factor!r}"
@@ -95,13 +90,31 @@ class UGVAEConfig:
                 f"model.mixture_prior={self.mixture_prior!r} is unknown; choose one of {MIXTURE_PRIORS}"
             )
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> UGVAEConfig:
-        """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
-        return cls(**dataclass_kwargs(cls, values, "model"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def validate_shape(config: Any, integer_fields: tuple[str, ...]) -> None:
+    """Checks shared by every model config: the architecture, its image size, the integer
+    sizes ``integer_fields`` (each >= 1) and the likelihood variance ``var_x`` (> 0)."""
+    if config.architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"model.architecture={config.architecture!r} is unknown; "
+            f"choose one of {sorted(ARCHITECTURES)}"
+        )
+    for name in integer_fields:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"model.{name} must be an integer >= 1, got {value!r}")
+    spec = ARCHITECTURES[config.architecture]
+    if config.image_size != spec.image_size:
+        raise ValueError(
+            f"model.image_size={config.image_size} does not fit architecture "
+            f"{config.architecture!r}, which takes {spec.image_size}x{spec.image_size} images; "
+            f"set model.image_size={spec.image_size} or pick an architecture for "
+            f"{config.image_size}x{config.image_size} ({_sizes()})"
+        )
+    if isinstance(config.var_x, bool) or not isinstance(config.var_x, (int, float)):
+        raise ValueError(f"model.var_x must be a positive number, got {config.var_x!r}")
+    if not config.var_x > 0:
+        raise ValueError(f"model.var_x must be > 0 (official default 0.2), got {config.var_x}")
 
 
 def _sizes() -> str:

@@ -1,4 +1,5 @@
-"""The UG-VAE objective (``../shared/SPEC.md`` §4), every term in one place.
+"""The UG-VAE objective (``../shared/SPEC.md`` §4) and the baselines' (β-VAE, GMVAE, ML-VAE):
+every term of every model in one place.
 
 ELBO per group (maximised; the loss is its negative):
 
@@ -30,7 +31,9 @@ class ELBOTerms:
     """Negative ELBO and its terms, each a scalar per image (nats).
 
     ``loss = reconstruction + local_kl + mixture_kl + global_kl``, where
-    ``reconstruction`` is the negative Gaussian log-likelihood of the pixels.
+    ``reconstruction`` is the negative Gaussian log-likelihood of the pixels. The baselines
+    report the same names: a term a model lacks is 0, and the β-VAE's loss weights
+    ``local_kl`` by its ``beta`` (the reported term is unweighted).
     """
 
     loss: Tensor
@@ -98,6 +101,40 @@ def product_of_gaussians(
     return mean, var
 
 
+def reconstruction_nll(x: Tensor, reconstruction_mean: Tensor, var_x: float) -> Tensor:
+    """−log N(x | mean, var_x·I) per image, averaged over the G·B images of ``[G, B, C, H, W]``."""
+    n_images = x.shape[0] * x.shape[1]
+    pixels = x.shape[-3:].numel()
+    squared_error = F.mse_loss(reconstruction_mean, x, reduction="sum")
+    return squared_error / (2 * var_x * n_images) + 0.5 * pixels * math.log(2 * math.pi * var_x)
+
+
+def mixture_local_kl(
+    local_mean: Tensor, local_var: Tensor, mixture_probs: Tensor, prior_means: Tensor, prior_vars: Tensor
+) -> Tensor:
+    """Σ_i Σ_k π_ik KL(q(z_i) ‖ N(μ_k, σ²_k)) summed over all images (not per image).
+
+    ``local_mean, local_var [G, B, D]``, ``mixture_probs [G, B, K]``, ``prior_means,
+    prior_vars [G, K, D]`` (per group) or ``[K, D]`` (shared by every group).
+    """
+    if prior_means.dim() == 2:
+        prior_means, prior_vars = prior_means.unsqueeze(0), prior_vars.unsqueeze(0)
+    # KL(q(z_i) ‖ p_k) = ½ [Σ_d log σ²_kd − Σ_d log v_id + Σ_d (v_id + (m_id − μ_kd)²) / σ²_kd − D]
+    log_var_ratio = torch.log(prior_vars).sum(-1).unsqueeze(1) - torch.log(local_var).sum(-1, keepdim=True)
+    quadratic = (
+        (local_var.unsqueeze(2) + (local_mean.unsqueeze(2) - prior_means.unsqueeze(1)).square())
+        / prior_vars.unsqueeze(1)
+    ).sum(-1)  # [G, B, K]
+    kl_per_component = 0.5 * (log_var_ratio + quadratic - local_mean.shape[-1])  # [G, B, K]
+    return torch.sum(mixture_probs * kl_per_component)
+
+
+def uniform_mixture_kl(mixture_probs: Tensor) -> Tensor:
+    """Σ_i KL(Cat(π_i) ‖ Cat(1/K)) summed over all images (not per image)."""
+    n = mixture_probs.shape[:-1].numel()
+    return torch.special.xlogy(mixture_probs, mixture_probs).sum() + n * math.log(mixture_probs.shape[-1])
+
+
 def ugvae_elbo(
     x: Tensor,
     reconstruction_mean: Tensor,
@@ -127,21 +164,10 @@ def ugvae_elbo(
     # Only the totals are needed, so each term is reduced as early as possible: fewer,
     # smaller operations (the step is dominated by per-operation overhead at B = 128).
     n_images = x.shape[0] * x.shape[1]
-    pixels = x.shape[-3:].numel()
-    squared_error = F.mse_loss(reconstruction_mean, x, reduction="sum")
-    reconstruction = squared_error / (2 * var_x * n_images) + 0.5 * pixels * math.log(2 * math.pi * var_x)
-    # KL(q(z_i) ‖ p_k) = ½ [Σ_d log σ²_kd − Σ_d log v_id + Σ_d (v_id + (m_id − μ_kd)²) / σ²_kd − dim_z]
-    log_var_ratio = torch.log(prior_vars).sum(-1).unsqueeze(1) - torch.log(local_var).sum(-1, keepdim=True)
-    quadratic = (
-        (local_var.unsqueeze(2) + (local_mean.unsqueeze(2) - prior_means.unsqueeze(1)).square())
-        / prior_vars.unsqueeze(1)
-    ).sum(-1)  # [G, B, K]
-    kl_per_component = 0.5 * (log_var_ratio + quadratic - local_mean.shape[-1])  # [G, B, K]
-    local_kl = torch.sum(mixture_probs * kl_per_component) / n_images
+    reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
+    local_kl = mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
     if mixture_log_prior is None:  # official uniform Cat(1/K)
-        mixture_kl = torch.special.xlogy(mixture_probs, mixture_probs).sum() / n_images + math.log(
-            mixture_probs.shape[-1]
-        )
+        mixture_kl = uniform_mixture_kl(mixture_probs) / n_images
     else:
         mixture_kl = categorical_kl(mixture_probs, mixture_log_prior.unsqueeze(1)).sum() / n_images
     global_kl = standard_normal_kl(global_mean, global_var).sum() / n_images
@@ -163,3 +189,63 @@ def annealed_loss(terms: ELBOTerms, global_kl_weight: float) -> Tensor:
     if global_kl_weight == 1.0:
         return terms.loss
     return terms.loss - (1.0 - global_kl_weight) * terms.global_kl
+
+
+# -- baselines (issue 6): the same terms, reported under the same names ---------------------
+
+
+def beta_vae_elbo(
+    x: Tensor, reconstruction_mean: Tensor, var_x: float, local_mean: Tensor, local_var: Tensor,
+    beta: float = 1.0,
+) -> ELBOTerms:
+    """β-VAE: Σ_i E_q[log p(x_i | z_i)] − β Σ_i KL(q(z_i | x_i) ‖ N(0, I)), per image.
+
+    ``local_kl`` is reported unweighted; ``loss = reconstruction + beta · local_kl`` (the
+    negative ELBO when ``beta == 1``). ``mixture_kl`` and ``global_kl`` are 0: no such latents.
+    """
+    n_images = x.shape[0] * x.shape[1]
+    reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
+    local_kl = standard_normal_kl(local_mean, local_var).sum() / n_images
+    zero = local_kl.new_zeros(())
+    return ELBOTerms(
+        loss=reconstruction + beta * local_kl, reconstruction=reconstruction, local_kl=local_kl,
+        mixture_kl=zero, global_kl=zero,
+    )
+
+
+def gmvae_elbo(
+    x: Tensor, reconstruction_mean: Tensor, var_x: float, local_mean: Tensor, local_var: Tensor,
+    mixture_probs: Tensor, prior_means: Tensor, prior_vars: Tensor,
+) -> ELBOTerms:
+    """GMVAE: the UG-VAE objective without the global latent, per image.
+
+    Σ_i E_q[log p(x_i | z_i)] − Σ_i Σ_k π_ik KL(q(z_i | x_i) ‖ N(μ_k, σ²_k)) − Σ_i KL(Cat(π_i) ‖ Cat(1/K)),
+    with learned ``prior_means, prior_vars [K, dim_z]`` shared by every image; ``global_kl`` is 0.
+    """
+    n_images = x.shape[0] * x.shape[1]
+    reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
+    local_kl = mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
+    mixture_kl = uniform_mixture_kl(mixture_probs) / n_images
+    return ELBOTerms(
+        loss=reconstruction + local_kl + mixture_kl, reconstruction=reconstruction, local_kl=local_kl,
+        mixture_kl=mixture_kl, global_kl=local_kl.new_zeros(()),
+    )
+
+
+def mlvae_elbo(
+    x: Tensor, reconstruction_mean: Tensor, var_x: float, local_mean: Tensor, local_var: Tensor,
+    global_mean: Tensor, global_var: Tensor,
+) -> ELBOTerms:
+    """ML-VAE: Σ_i E_q[log p(x_i | s_i, C)] − Σ_i KL(q(s_i | x_i) ‖ N(0, I)) − KL(q(C | X) ‖ N(0, I)).
+
+    Per image; the group KL is shared by the B images of its group (as UG-VAE's global KL).
+    ``mixture_kl`` is 0: no mixture.
+    """
+    n_images = x.shape[0] * x.shape[1]
+    reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
+    local_kl = standard_normal_kl(local_mean, local_var).sum() / n_images
+    global_kl = standard_normal_kl(global_mean, global_var).sum() / n_images
+    return ELBOTerms(
+        loss=reconstruction + local_kl + global_kl, reconstruction=reconstruction, local_kl=local_kl,
+        mixture_kl=local_kl.new_zeros(()), global_kl=global_kl,
+    )

@@ -13,11 +13,19 @@ from typing import Any, BinaryIO
 
 import torch
 
+from ugvae_pipeline.models.beta_vae import BetaVAE, BetaVAEConfig
 from ugvae_pipeline.models.config import UGVAEConfig
+from ugvae_pipeline.models.gmvae import GMVAE, GMVAEConfig
+from ugvae_pipeline.models.mlvae import MLVAE, MLVAEConfig
 from ugvae_pipeline.models.ugvae import UGVAE
 
 FORMAT_VERSION = 1
-MODEL_TYPES: dict[str, tuple[type, type]] = {"ugvae": (UGVAE, UGVAEConfig)}
+MODEL_TYPES: dict[str, tuple[type, type]] = {
+    "ugvae": (UGVAE, UGVAEConfig),
+    "beta_vae": (BetaVAE, BetaVAEConfig),
+    "gmvae": (GMVAE, GMVAEConfig),
+    "mlvae": (MLVAE, MLVAEConfig),
+}
 
 
 def model_to_payload(model: torch.nn.Module) -> dict[str, Any]:

@@ -62,7 +62,9 @@ class LatentNoise:
         device: torch.device | str | None = None,
     ) -> LatentNoise:
         local = torch.randn(n_groups, group_size, config.dim_z, generator=generator, device=device)
-        global_ = torch.randn(n_groups, config.dim_beta, generator=generator, device=device)
+        # models without a global latent (β-VAE, GMVAE) have no dim_beta: an empty [G, 0] draw
+        dim_global = getattr(config, "dim_beta", 0)
+        global_ = torch.randn(n_groups, dim_global, generator=generator, device=device)
         return cls(local, global_)
 
     def __getitem__(self, groups: slice) -> LatentNoise:
@@ -91,6 +93,34 @@ class UGVAEOutput:
     @property
     def loss(self) -> Tensor:
         return self.terms.loss
+
+
+def check_groups(x: Tensor, channels: int, image_size: int) -> None:
+    """Refuse anything but groups of images ``[G, B, channels, image_size, image_size]``."""
+    c, s = channels, image_size
+    if x.dim() != 5 or tuple(x.shape[2:]) != (c, s, s):
+        raise ValueError(f"expected groups of images shaped [G, B, {c}, {s}, {s}], got {list(x.shape)}")
+
+
+def decode_codes(decoder: nn.Module, z: Tensor, beta: Tensor | None = None) -> Tensor:
+    """Pixel means ``decoder([z ; β])`` for codes ``z [..., dim_z]``; β ``[G, dim_beta]`` is
+    broadcast over the group, ``[G, B, dim_beta]`` is used as is, ``None`` decodes z alone."""
+    if beta is not None:
+        if beta.dim() == z.dim() - 1:
+            beta = beta.unsqueeze(-2).expand(*z.shape[:-1], beta.shape[-1])
+        z = torch.cat([z, beta], dim=-1)
+    out = decoder(z.flatten(0, -2))
+    return out.view(*z.shape[:-1], *out.shape[1:])
+
+
+def sample_components(
+    means: Tensor, variances: Tensor, d: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """z ~ N(μ_d, σ²_d) for component indices ``d [G, B]`` of ``means, variances [G, K, D]``."""
+    index = d.unsqueeze(-1).expand(-1, -1, means.shape[-1])
+    mean = means.gather(1, index)
+    std = variances.gather(1, index).sqrt()
+    return mean + torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
 
 
 class ComponentPriors(nn.Module):
@@ -149,11 +179,7 @@ class UGVAE(nn.Module):
 
     # -- inference ---------------------------------------------------------------------
     def _check_groups(self, x: Tensor) -> None:
-        c, s = self.config.channels, self.config.image_size
-        if x.dim() != 5 or tuple(x.shape[2:]) != (c, s, s):
-            raise ValueError(
-                f"expected groups of images shaped [G, B, {c}, {s}, {s}], got {list(x.shape)}"
-            )
+        check_groups(x, self.config.channels, self.config.image_size)
 
     def _infer(
         self, x: Tensor, sample: bool, local_noise: Tensor | None = None
@@ -203,11 +229,7 @@ class UGVAE(nn.Module):
         Returns:
             ``[G, B, C, H, W]`` in (0, 1).
         """
-        if beta.dim() == z.dim() - 1:
-            beta = beta.unsqueeze(-2).expand(*z.shape[:-1], beta.shape[-1])
-        code = torch.cat([z, beta], dim=-1)
-        out = self.decoder(code.flatten(0, -2))
-        return out.view(*z.shape[:-1], *out.shape[1:])
+        return decode_codes(self.decoder, z, beta)
 
     def mixture_log_prior(self, beta: Tensor) -> Tensor | None:
         """log p(d | β) ``[G, K]`` for β ``[G, dim_beta]``; ``None`` for the uniform Cat(1/K)."""
@@ -247,11 +269,7 @@ class UGVAE(nn.Module):
             if not 0 <= component < cfg.n_components:
                 raise ValueError(f"component must be in [0, {cfg.n_components}), got {component}")
             d = torch.full((n_groups, group_size), component, device=device)
-        index = d.unsqueeze(-1).expand(-1, -1, cfg.dim_z)
-        mean = means.gather(1, index)
-        std = variances.gather(1, index).sqrt()
-        noise = torch.randn(mean.shape, generator=generator, device=device)
-        return self.decode(mean + noise * std, beta)
+        return self.decode(sample_components(means, variances, d, generator), beta)
 
     # -- training ----------------------------------------------------------------------
     def forward(self, x: Tensor, noise: LatentNoise | None = None) -> UGVAEOutput:
