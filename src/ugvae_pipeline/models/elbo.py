@@ -44,22 +44,31 @@ class ELBOTerms:
 
     NAMES = ("loss", "reconstruction", "local_kl", "mixture_kl", "global_kl")
 
+    @classmethod
+    def from_terms(
+        cls,
+        reconstruction: Tensor,
+        local_kl: Tensor,
+        mixture_kl: Tensor | None = None,
+        global_kl: Tensor | None = None,
+        local_kl_weight: float = 1.0,
+    ) -> ELBOTerms:
+        """The terms and their sum; a term a model lacks (``None``) is 0, and ``local_kl``
+        enters the loss weighted by ``local_kl_weight`` (β-VAE's β; reported unweighted)."""
+        zero = local_kl.new_zeros(())
+        mixture_kl = zero if mixture_kl is None else mixture_kl
+        global_kl = zero if global_kl is None else global_kl
+        weighted = local_kl if local_kl_weight == 1.0 else local_kl_weight * local_kl
+        return cls(
+            loss=reconstruction + weighted + mixture_kl + global_kl,
+            reconstruction=reconstruction,
+            local_kl=local_kl,
+            mixture_kl=mixture_kl,
+            global_kl=global_kl,
+        )
+
     def as_floats(self) -> dict[str, float]:
         return {name: float(getattr(self, name).detach()) for name in self.NAMES}
-
-
-def gaussian_log_likelihood(x: Tensor, mean: Tensor, var: float) -> Tensor:
-    """log N(x | mean, var·I) summed over the trailing image dims ``[C, H, W]``."""
-    d = x.shape[-3:].numel()
-    sq = (x - mean).pow(2).flatten(-3).sum(-1)
-    return -0.5 * (d * math.log(2 * math.pi * var) + sq / var)
-
-
-def diag_gaussian_kl(mean_q: Tensor, var_q: Tensor, mean_p: Tensor, var_p: Tensor) -> Tensor:
-    """KL(N(mean_q, var_q) ‖ N(mean_p, var_p)) for diagonal Gaussians, summed over the last dim."""
-    return 0.5 * (
-        torch.log(var_p) - torch.log(var_q) + (var_q + (mean_q - mean_p).pow(2)) / var_p - 1.0
-    ).sum(-1)
 
 
 def standard_normal_kl(mean: Tensor, var: Tensor) -> Tensor:
@@ -171,13 +180,7 @@ def ugvae_elbo(
     else:
         mixture_kl = categorical_kl(mixture_probs, mixture_log_prior.unsqueeze(1)).sum() / n_images
     global_kl = standard_normal_kl(global_mean, global_var).sum() / n_images
-    return ELBOTerms(
-        loss=reconstruction + local_kl + mixture_kl + global_kl,
-        reconstruction=reconstruction,
-        local_kl=local_kl,
-        mixture_kl=mixture_kl,
-        global_kl=global_kl,
-    )
+    return ELBOTerms.from_terms(reconstruction, local_kl, mixture_kl, global_kl)
 
 
 def annealed_loss(terms: ELBOTerms, global_kl_weight: float) -> Tensor:
@@ -206,11 +209,7 @@ def beta_vae_elbo(
     n_images = x.shape[0] * x.shape[1]
     reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
     local_kl = standard_normal_kl(local_mean, local_var).sum() / n_images
-    zero = local_kl.new_zeros(())
-    return ELBOTerms(
-        loss=reconstruction + beta * local_kl, reconstruction=reconstruction, local_kl=local_kl,
-        mixture_kl=zero, global_kl=zero,
-    )
+    return ELBOTerms.from_terms(reconstruction, local_kl, local_kl_weight=beta)
 
 
 def gmvae_elbo(
@@ -226,10 +225,7 @@ def gmvae_elbo(
     reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
     local_kl = mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
     mixture_kl = uniform_mixture_kl(mixture_probs) / n_images
-    return ELBOTerms(
-        loss=reconstruction + local_kl + mixture_kl, reconstruction=reconstruction, local_kl=local_kl,
-        mixture_kl=mixture_kl, global_kl=local_kl.new_zeros(()),
-    )
+    return ELBOTerms.from_terms(reconstruction, local_kl, mixture_kl=mixture_kl)
 
 
 def mlvae_elbo(
@@ -245,7 +241,4 @@ def mlvae_elbo(
     reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
     local_kl = standard_normal_kl(local_mean, local_var).sum() / n_images
     global_kl = standard_normal_kl(global_mean, global_var).sum() / n_images
-    return ELBOTerms(
-        loss=reconstruction + local_kl + global_kl, reconstruction=reconstruction, local_kl=local_kl,
-        mixture_kl=local_kl.new_zeros(()), global_kl=global_kl,
-    )
+    return ELBOTerms.from_terms(reconstruction, local_kl, global_kl=global_kl)

@@ -110,10 +110,4 @@ class LoopUGVAE(nn.Module):
             terms = self._group_terms(x[i], noise.local_code[i], noise.global_code[i])
             sums = [s + t for s, t in zip(sums, terms)]
         reconstruction, local_kl, mixture_kl, global_kl = (s / (g * b) for s in sums)
-        return ELBOTerms(
-            loss=reconstruction + local_kl + mixture_kl + global_kl,
-            reconstruction=reconstruction,
-            local_kl=local_kl,
-            mixture_kl=mixture_kl,
-            global_kl=global_kl,
-        )
+        return ELBOTerms.from_terms(reconstruction, local_kl, mixture_kl, global_kl)
