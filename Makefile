@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: run test install install-test viz mlflow-ui benchmark clean
+.PHONY: run test install install-test viz mlflow-ui benchmark results compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -39,6 +39,14 @@ mlflow-ui: install
 
 benchmark: install
 	$(BIN)/python -m ugvae_pipeline.benchmark
+
+## results: every model x 3 seeds on series groups and on MNIST+UCI domain alignment, then compare
+results: install
+	$(BIN)/python scripts/run_results.py
+
+## compare: the runs of the default MLflow experiment side by side (data/08_reporting/comparison/)
+compare: install
+	$(BIN)/kedro run --pipeline=compare
 
 clean:
 	rm -rf $(VENV) .pytest_cache

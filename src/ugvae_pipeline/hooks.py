@@ -15,7 +15,7 @@ from kedro.io import AbstractVersionedDataset
 from mlflow import MlflowClient
 
 from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
-from ugvae_pipeline.models import UGVAEConfig
+from ugvae_pipeline.models import model_config_from_params
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ except ImportError:  # Windows: no advisory locks; concurrent first runs are not
     fcntl = None
 
 VALIDATORS = {
-    "params:model": UGVAEConfig.from_dict,
+    "params:model": model_config_from_params,
     "params:train": TrainConfig.from_dict,
     "params:data": check_data_parameters,
     "params:groups": check_groups_parameters,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from ugvae_pipeline.pipelines import evaluate, extract, grouping, ingestion, training
+from ugvae_pipeline.pipelines import compare, evaluate, extract, grouping, ingestion, training
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Stage pipelines, the ``train`` chain, and ``__default__`` = everything.
+    """Stage pipelines, the ``train`` chain, ``__default__`` = every stage, and ``compare``
+    (reads the MLflow store; not part of the chain).
 
     ``train`` = ingestion → grouping → training, so ``kedro run --pipeline=train`` works on a
     fresh clone. Stages are listed here rather than found with ``find_pipelines``: Kedro 1.7
@@ -24,4 +25,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = dict(stages)
     pipelines["train"] = stages["ingestion"] + stages["grouping"] + stages["training"]
     pipelines["__default__"] = sum(stages.values(), Pipeline([]))
+    pipelines["compare"] = compare.create_pipeline()
     return pipelines

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from ugvae_pipeline.models.elbo import ELBOTerms
+from ugvae_pipeline.models.registry import MIXTURE_MODELS, model_name
 
 
 def _show_grid(ax, images: torch.Tensor, nrow: int, title: str) -> None:
@@ -34,15 +35,21 @@ def reconstruction_figure(x: torch.Tensor, reconstruction: torch.Tensor, n_image
     return fig
 
 
-def component_samples_figure(model, n_per_component: int = 12, seed: int = 0) -> Figure:
-    """One row per mixture component k: z ~ N(μ_k(β), σ²_k(β)) decoded with β ~ N(0, I)."""
+def component_samples_figure(model, n_per_component: int = 12, seed: int = 0, n_rows: int = 8) -> Figure:
+    """One row per mixture component k: z ~ N(μ_k(β), σ²_k(β)) decoded with β ~ N(0, I)
+    (GMVAE: z ~ N(μ_k, σ²_k)). A model without components (β-VAE, ML-VAE): ``n_rows`` rows
+    of samples from its prior, one group per row."""
     generator = torch.Generator().manual_seed(seed)
-    k = model.config.n_components
-    rows = [
-        model.sample(1, n_per_component, generator=generator, component=c)[0] for c in range(k)
-    ]
+    if model_name(model) in MIXTURE_MODELS:
+        k = model.config.n_components
+        rows = [model.sample(1, n_per_component, generator=generator, component=c)[0] for c in range(k)]
+        title = "samples per mixture component (rows)"
+    else:
+        k = n_rows
+        rows = list(model.sample(k, n_per_component, generator=generator))
+        title = "samples from the prior (no mixture components; one group per row)"
     fig, ax = plt.subplots(figsize=(n_per_component * 0.6, k * 0.6 + 0.5))
-    _show_grid(ax, torch.cat(rows), nrow=n_per_component, title="samples per mixture component (rows)")
+    _show_grid(ax, torch.cat(rows), nrow=n_per_component, title=title)
     fig.tight_layout()
     return fig
 

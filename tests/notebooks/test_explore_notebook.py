@@ -29,7 +29,7 @@ def test_explore_notebook_runs_on_the_latest_model(default_run, monkeypatch):
         for cell in outputs.values() for o in cell
     )
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)  # rich colours in the log and reprs
-    assert "ugvae_model" in text and "global_codes" in text          # the catalog was loaded
+    assert "trained_model" in text and "global_codes" in text          # the catalog was loaded
     assert "UGVAEConfig(" in text                                       # the trained model
     assert "(45, " in text                                              # 45 evaluation groups
     assert "wrote 12 held-out images" in text                           # the demo group

@@ -116,7 +116,7 @@ def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_co
         out, _ = process.communicate(timeout=500)
         assert process.returncode == 0, out[-3000:]
 
-    models = sorted((project_copy / "data" / "06_models" / "ugvae.pt").glob("*/ugvae.pt"))
+    models = sorted((project_copy / "data" / "06_models" / "model.pt").glob("*/model.pt"))
     histories = sorted((project_copy / "data" / "08_reporting" / "training_history.csv").glob("*/*.csv"))
     assert len(models) == 2 and len(histories) == 2  # two distinct versions, nothing overwritten
     client, runs = _runs(project_copy)

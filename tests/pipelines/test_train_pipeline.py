@@ -31,7 +31,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     data = project_copy / "data"
 
     # every artifact is a timestamped version in the catalog's folders
-    model_files = _latest(data / "06_models" / "ugvae.pt")
+    model_files = _latest(data / "06_models" / "model.pt")
     assert len(model_files) == 1
     from ugvae_pipeline.models import load_model
 
@@ -85,7 +85,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     assert done.returncode == 0, done.stderr[-3000:]
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.params["model.dim_beta"] for r in runs) == ["4", "6"]
-    assert len(_latest(data / "06_models" / "ugvae.pt")) == 2
+    assert len(_latest(data / "06_models" / "model.pt")) == 2
 
 
 def test_bad_parameters_fail_before_any_node_runs(project_copy):
@@ -104,5 +104,5 @@ def test_pipelines_are_registered(project_copy):
     names = set(pipelines)
     assert {"ingestion", "grouping", "training", "train", "__default__"} <= names
     train_nodes = {n.name for n in pipelines["train"].nodes}
-    assert {"ingest_images", "build_training_groups", "train_ugvae"} <= train_nodes
+    assert {"ingest_images", "build_training_groups", "train_model"} <= train_nodes
     assert KedroSession is not None

@@ -22,19 +22,19 @@ def test_kedro_viz_build_shows_the_chain_by_layer(project_copy, tmp_path):
     build = project_copy / "build"
     graph = json.loads((build / "api" / "main").read_text())
     names = {node["name"] for node in graph["nodes"]}
-    assert {"ingest_images", "build_training_groups", "train_ugvae", "ugvae_model", "images"} <= names
+    assert {"ingest_images", "build_training_groups", "train_model", "trained_model", "images"} <= names
     assert {"report_training", "training_report", "report_evaluation", "evaluation_report"} <= names
     pipelines = {p["id"] for p in graph["pipelines"]}
     assert {"train", "ingestion", "grouping", "training", "extract", "evaluate", "__default__"} <= pipelines
     # the edges chain ingestion -> grouping -> training
     by_id = {node["id"]: node["name"] for node in graph["nodes"]}
     edges = {(by_id[e["source"]], by_id[e["target"]]) for e in graph["edges"]}
-    assert ("images", "train_ugvae") in edges and ("train_groups", "train_ugvae") in edges
-    assert ("train_ugvae", "ugvae_model") in edges
+    assert ("images", "train_model") in edges and ("train_groups", "train_model") in edges
+    assert ("train_model", "trained_model") in edges
     # datasets sit in layers ordered along the chain; every stage is a tag
     assert graph["layers"] == ["intermediate", "primary", "models", "model_output", "reporting"]
     layer = {node["name"]: node.get("layer") for node in graph["nodes"] if node["type"] == "data"}
-    assert (layer["images"], layer["train_groups"], layer["ugvae_model"], layer["global_codes"]) == (
+    assert (layer["images"], layer["train_groups"], layer["trained_model"], layer["global_codes"]) == (
         "intermediate", "primary", "models", "model_output",
     )
     assert layer["global_tsne_figure"] == layer["training_report"] == "reporting"
@@ -45,8 +45,8 @@ def test_kedro_viz_build_shows_the_chain_by_layer(project_copy, tmp_path):
     shot = screenshot_path(tmp_path, "kedro_viz.png")
     with serve_folder(build) as url:
         dom = render(f"{url}/ugvae-view.html", shot, budget_ms=15000, size="1600,1000")
-    assert "train_ugvae" in dom or "Train Ugvae" in dom, dom[-2000:]
-    assert "ugvae_model" in dom or "Ugvae Model" in dom
+    assert "train_model" in dom or "Train Model" in dom, dom[-2000:]
+    assert "trained_model" in dom or "Trained Model" in dom
     for layer_name in ("intermediate", "model_output", "reporting"):
         assert layer_name in dom
     assert shot.stat().st_size > 10_000

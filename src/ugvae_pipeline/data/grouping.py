@@ -112,6 +112,48 @@ def random_group_plan(indices: np.ndarray, group_size: int, epochs: int, seed: i
     return plan.reshape(epochs, n_groups, group_size).astype(np.int64)
 
 
+def label_group_plan(
+    metadata: pd.DataFrame, column: str, group_size: int, epochs: int, seed: int
+) -> np.ndarray:
+    """Groups formed by labels, redrawn every epoch: ``[epochs, n_groups, B]`` of training images,
+    the members of each group sharing one value of ``column`` (missing values and -1 left out).
+
+    Each epoch every class's images are shuffled and cut into groups of B (the remainder that
+    does not fill a group is left out of that epoch), and the order of the groups is shuffled.
+    The weak supervision of ML-VAE; never used for UG-VAE's own (unsupervised) training.
+    """
+    if column not in metadata.columns:
+        raise ValueError(
+            f"groups.training.label_column={column!r} is not a metadata column; columns: {list(metadata.columns)}"
+        )
+    train = split_indices(metadata, "train")
+    values = metadata[column].to_numpy()[train]
+    labelled = pd.notna(values) & (values.astype(str) != "-1")
+    train, values = train[labelled], values[labelled]
+    if not len(train):
+        raise ValueError(
+            f"groups formed by labels need labelled training images, but {column!r} has no value "
+            "other than -1 (an unlabelled source): pick a labelled source or a model trained on random groups"
+        )
+    _, classes = np.unique(values.astype(str), return_inverse=True)
+    pools = [train[classes == c] for c in range(classes.max() + 1)]
+    per_class = np.array([len(pool) // group_size for pool in pools])
+    if per_class.sum() == 0:
+        largest = max(len(pool) for pool in pools)
+        raise ValueError(
+            f"no value of {column!r} has train.group_size={group_size} training images (the largest class "
+            f"has {largest}); lower train.group_size to at most {largest}"
+        )
+    rng = np.random.default_rng(seed)
+    plan = []
+    for _ in range(epochs):
+        groups = np.concatenate(
+            [rng.permutation(pool)[: n * group_size].reshape(n, group_size) for pool, n in zip(pools, per_class)]
+        )
+        plan.append(groups[rng.permutation(len(groups))])
+    return np.stack(plan).astype(np.int64)
+
+
 def random_groups(indices: np.ndarray, n_groups: int, group_size: int, seed: int) -> np.ndarray:
     """``n_groups`` random groups ``[n_groups, B]``, each drawn without replacement."""
     return sample_groups(indices, n_groups, group_size, np.random.default_rng(seed))

@@ -13,6 +13,7 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 from ugvae_pipeline.evaluation.metrics import standardise  # noqa: E402
+from ugvae_pipeline.models.registry import GROUP_LATENT_MODELS, MIXTURE_MODELS, model_name  # noqa: E402
 
 
 def _embed(codes: np.ndarray, method: str, seed: int) -> np.ndarray:
@@ -59,17 +60,21 @@ def _image_grid(images: torch.Tensor, rows: int, cols: int, title: str) -> Figur
 @torch.no_grad()
 def interpolation_grid(
     model: torch.nn.Module,
-    global_a: np.ndarray,
-    global_b: np.ndarray,
+    global_a: np.ndarray | None,
+    global_b: np.ndarray | None,
     local_a: np.ndarray,
     local_b: np.ndarray,
     steps: int = 7,
 ) -> Figure:
     """Paper §4.1(a): rows interpolate μ_z (``local_a → local_b``, ``[dim_z]``), columns μ_β
     (``global_a → global_b``, ``[dim_beta]``, two groups' global codes); ``steps × steps`` decodes.
-    Keep ``local_a == local_b`` for a fixed local code."""
+    Keep ``local_a == local_b`` for a fixed local code. A model without a group latent
+    (``global_a is None``): one row, the local code interpolated along the columns."""
     t = torch.linspace(0, 1, steps)
     z = (1 - t)[:, None] * torch.as_tensor(local_a).float() + t[:, None] * torch.as_tensor(local_b).float()
+    if global_a is None:
+        images = model.decode(z[None])
+        return _image_grid(images[0].cpu(), 1, steps, "local code interpolated (no global latent)")
     beta = (1 - t)[:, None] * torch.as_tensor(global_a).float() + t[:, None] * torch.as_tensor(global_b).float()
     z_grid = z[:, None, :].expand(steps, steps, -1)  # row: z, column: β
     beta_grid = beta[None, :, :].expand(steps, steps, -1)
@@ -82,16 +87,35 @@ def component_sweep(
     model: torch.nn.Module, component: int, steps: int = 7, radius: float = 1.5, z_spread: float = 1.0, seed: int = 0
 ) -> Figure:
     """Paper §4.1(b): columns sweep β along −radius·1 → +radius·1; rows are local codes
-    z = μ_k(β) + s·σ_k(β)·u for one fixed random direction u and s in −z_spread..z_spread."""
-    dim_beta = model.config.dim_beta
-    beta = torch.linspace(-radius, radius, steps)[:, None].expand(steps, dim_beta)  # [steps, D]
-    means, variances = model.component_prior(beta)  # [steps, K, dz]
-    mean, std = means[:, component], variances[:, component].sqrt()  # [steps, dz]
-    u = torch.randn(mean.shape[-1], generator=torch.Generator().manual_seed(seed))
-    s = torch.linspace(-z_spread, z_spread, steps)
-    z = mean[None, :, :] + s[:, None, None] * std[None, :, :] * u  # [rows s, cols β, dz]
+    z = μ_k(β) + s·σ_k(β)·u for one fixed random direction u and s in −z_spread..z_spread.
+
+    The same grid for every model: without a global latent (β-VAE, GMVAE) the columns move z
+    along a second random direction v (s·radius·σ·v); without mixture components (β-VAE,
+    ML-VAE) z is centred on the N(0, I) prior and ``component`` is unused.
+    """
+    name = model_name(model)
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.linspace(-1, 1, steps)
+    beta = None
+    if name in GROUP_LATENT_MODELS:
+        beta = (radius * t)[:, None].expand(steps, model.config.dim_beta)  # [steps, D]
+    if name in MIXTURE_MODELS:
+        means, variances = model.component_prior(beta) if beta is not None else model.component_prior()
+        centre, std = means[..., component, :], variances[..., component, :].sqrt()  # [steps, dz] or [dz]
+        where = f"component {component}: rows z around μ_k"
+    else:
+        centre, std = torch.zeros(model.config.dim_z), torch.ones(model.config.dim_z)
+        where = "no mixture components: rows z around 0"
+    dim_z = centre.shape[-1]
+    u = torch.randn(dim_z, generator=generator)
+    z = centre.expand(steps, dim_z)[None] + (z_spread * t)[:, None, None] * std.expand(steps, dim_z)[None] * u
+    if beta is None:
+        v = torch.randn(dim_z, generator=generator)
+        z = z + (radius * t)[None, :, None] * std.expand(steps, dim_z)[None] * v  # [rows, cols, dz]
+        images = model.decode(z.reshape(1, steps * steps, -1))
+        return _image_grid(images[0].cpu(), steps, steps, f"{where}; columns z along a 2nd direction (no global latent)")
     images = model.decode(z.reshape(1, steps * steps, -1), beta[None].expand(steps, -1, -1).reshape(1, steps * steps, -1))
-    return _image_grid(images[0].cpu(), steps, steps, f"component {component}: columns β, rows z around μ_k(β)")
+    return _image_grid(images[0].cpu(), steps, steps, f"{where}; columns β")
 
 
 def gmm_curve_figure(curve) -> Figure:

@@ -13,32 +13,19 @@ from typing import Any, BinaryIO
 
 import torch
 
-from ugvae_pipeline.models.beta_vae import BetaVAE, BetaVAEConfig
-from ugvae_pipeline.models.config import UGVAEConfig
-from ugvae_pipeline.models.gmvae import GMVAE, GMVAEConfig
-from ugvae_pipeline.models.mlvae import MLVAE, MLVAEConfig
-from ugvae_pipeline.models.ugvae import UGVAE
+from ugvae_pipeline.models.registry import MODEL_TYPES, model_name
 
 FORMAT_VERSION = 1
-MODEL_TYPES: dict[str, tuple[type, type]] = {
-    "ugvae": (UGVAE, UGVAEConfig),
-    "beta_vae": (BetaVAE, BetaVAEConfig),
-    "gmvae": (GMVAE, GMVAEConfig),
-    "mlvae": (MLVAE, MLVAEConfig),
-}
 
 
 def model_to_payload(model: torch.nn.Module) -> dict[str, Any]:
     """The dictionary written to disk: format version, model type, config and ``state_dict``."""
-    for name, (model_cls, _) in MODEL_TYPES.items():
-        if type(model) is model_cls:
-            return {
-                "format_version": FORMAT_VERSION,
-                "model_type": name,
-                "config": model.config.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            }
-    raise TypeError(f"cannot save a {type(model).__name__}; known model types: {sorted(MODEL_TYPES)}")
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_type": model_name(model),
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
 
 
 def save_model(model: torch.nn.Module, file: str | os.PathLike | BinaryIO) -> None:

@@ -12,7 +12,7 @@ Two ways to launch it:
 
   Every process loads the images, the group plan and the parameters from the project's Data
   Catalog (run it from the project root, after the ingestion and grouping pipelines); rank 0
-  alone saves ``ugvae_model`` and ``training_history`` back to the catalog.
+  alone saves ``trained_model`` and ``training_history`` back to the catalog.
 
 Each step, every process takes ``train.groups_per_step`` whole groups (a group is never split:
 its global code needs all of its members) and draws the reparameterisation noise of all the
@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             if dist.get_rank() == 0:
                 model, history = result
-                catalog.save("ugvae_model", model)
+                catalog.save("trained_model", model)
                 catalog.save("training_history", history)
-                log.info("rank 0 saved ugvae_model and training_history")
+                log.info("rank 0 saved trained_model and training_history")
         finally:
             dist.destroy_process_group()
 

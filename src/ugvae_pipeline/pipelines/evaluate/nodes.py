@@ -11,6 +11,7 @@ from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
 from ugvae_pipeline.evaluation.report import RANDOM, domain_alignment_scores, representations, score_table
 from ugvae_pipeline.evaluation.tables import code_matrix
 from ugvae_pipeline.html_report import last_epoch_table, render_report
+from ugvae_pipeline.models.registry import GROUP_LATENT_MODELS, MIXTURE_MODELS, model_name, run_title
 
 
 def score_global_codes(
@@ -48,6 +49,14 @@ def score_global_codes(
     return table, summary, mlflow_metrics
 
 
+def code_description(model_params: dict) -> str:
+    """What the ``global_code`` representation of a model's scores is."""
+    name = model_params.get("name", "ugvae")
+    if name in GROUP_LATENT_MODELS:
+        return "posterior mean of its group latent"
+    return "mean of the group's local codes (it has no group latent)"
+
+
 def gmm_curve(global_codes: pd.DataFrame, evaluate_params: dict) -> tuple[pd.DataFrame, Figure]:
     """Official §4.3 experiment: GMM log-likelihood of structured vs random μ_β, 2–9 components."""
     random = (global_codes["group_type"] == RANDOM).to_numpy()
@@ -81,7 +90,9 @@ def latent_traversals(
     model, global_codes: pd.DataFrame, local_codes: pd.DataFrame, evaluate_params: dict
 ) -> tuple[Figure, Figure]:
     """§4.1: a grid whose columns interpolate β between two groups and whose rows interpolate μ_z
-    between the first image of each (each row a fixed local code); the per-component sweep."""
+    between the first image of each (each row a fixed local code); the per-component sweep.
+    Models without a global latent or mixture components get the same figures on what they
+    have (``figures.interpolation_grid``, ``figures.component_sweep``)."""
     params = evaluate_params["interpolation"]
     types = global_codes["group_type"]
     available = sorted(types.unique())
@@ -99,8 +110,10 @@ def latent_traversals(
         code_matrix(local_codes[local_codes["group_id"] == g["group_id"]].sort_values("position").iloc[:1], "local_mean")[0]
         for g in (group_a, group_b)
     )
+    if model_name(model) not in GROUP_LATENT_MODELS:  # i.i.d. models: no global code to interpolate
+        beta_a = beta_b = None
     sweep = evaluate_params["sweep"]
-    if not 0 <= sweep["component"] < model.config.n_components:
+    if model_name(model) in MIXTURE_MODELS and not 0 <= sweep["component"] < model.config.n_components:
         raise ValueError(
             f"evaluate.sweep.component={sweep['component']} must be in [0, {model.config.n_components})"
         )
@@ -110,8 +123,12 @@ def latent_traversals(
     )
 
 
-def evaluation_report(history: pd.DataFrame, scores: pd.DataFrame, summary: dict, **figures: bytes) -> str:
-    """One HTML page: last-epoch losses, the score table (and domain alignment), the figures."""
+def evaluation_report(
+    history: pd.DataFrame, scores: pd.DataFrame, summary: dict, model_params: dict, groups_params: dict,
+    **figures: bytes,
+) -> str:
+    """One HTML page: the model and how its training groups were formed, last-epoch losses, the
+    score table (and domain alignment), the figures."""
     tables = {
         "Training, last epoch (negative ELBO and its terms, per image)": last_epoch_table(history),
         "Scores of the global code beside the baselines": scores,
@@ -121,10 +138,11 @@ def evaluation_report(history: pd.DataFrame, scores: pd.DataFrame, summary: dict
             {"score": list(summary["domain_alignment"]), "value": list(summary["domain_alignment"].values())}
         )
     return render_report(
-        "UG-VAE evaluation report",
+        f"Evaluation report: {run_title(model_params, groups_params)}",
         tables,
         {name.replace("_", " "): png for name, png in figures.items()},
         intro=(
+            f"The group code (global_code) is the model's {code_description(model_params)}. "
             f"{summary['n_groups']} evaluation groups of {summary['group_size']} images, "
             f"group types: {', '.join(summary['group_types'])}."
         ),

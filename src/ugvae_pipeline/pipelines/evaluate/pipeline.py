@@ -41,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 latent_traversals,
-                inputs=["ugvae_model", "global_codes", "local_codes", "params:evaluate"],
+                inputs=["trained_model", "global_codes", "local_codes", "params:evaluate"],
                 outputs=["global_interpolation_figure", "component_sweep_figure"],
                 name="traverse_latents",
             ),
@@ -51,6 +51,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "history": "training_history",
                     "scores": "evaluation_scores",
                     "summary": "evaluation_summary",
+                    "model_params": "params:model",
+                    "groups_params": "params:groups",
                     **{name: f"{name}_figure" for name in FIGURES},
                 },
                 outputs="evaluation_report",

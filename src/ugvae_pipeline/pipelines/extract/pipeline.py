@@ -9,7 +9,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 extract_codes,
                 inputs=[
-                    "ugvae_model",
+                    "trained_model",
                     "images",
                     "image_metadata",
                     "evaluation_groups",

@@ -13,26 +13,41 @@ from ugvae_pipeline.data.grouping import (
     domain_group_plan,
     domain_groups,
     group_table,
+    label_group_plan,
     random_group_plan,
     random_groups,
     split_indices,
 )
 from ugvae_pipeline.data.series import series_groups
+from ugvae_pipeline.models.registry import training_groups_strategy
 
 log = logging.getLogger(__name__)
 
-TRAINING_STRATEGIES = ("random", "mixed_domains")
+TRAINING_STRATEGIES = ("random", "mixed_domains", "labels")
 
 
-def build_training_groups(image_metadata: pd.DataFrame, train_params: dict, groups_params: dict) -> np.ndarray:
+def build_training_groups(
+    image_metadata: pd.DataFrame, train_params: dict, groups_params: dict, model_params: dict
+) -> np.ndarray:
     """Training groups ``[E, n, B]`` of ``train.group_size`` training images, redrawn each epoch.
 
     ``groups.training.strategy``: ``random`` (i.i.d. random groups, the paper's unsupervised
-    setting) or ``mixed_domains`` (each member from domain A with probability
-    ``groups.domain.p``; needs ``data.source=mixed``).
+    setting), ``mixed_domains`` (each member from domain A with probability
+    ``groups.domain.p``; needs ``data.source=mixed``) or ``labels`` (members share a value of
+    ``groups.training.label_column``). The weakly supervised ML-VAE (``model.name=mlvae``)
+    always trains on groups formed by labels, its intended use.
     """
-    strategy = groups_params["training"]["strategy"]
+    training = groups_params["training"]
+    name = model_params.get("name", "ugvae")
+    strategy = training_groups_strategy(name, training["strategy"])
     size, epochs, seed = train_params["group_size"], train_params["epochs"], train_params["seed"]
+    if strategy != training["strategy"]:
+        log.info(
+            "model.name=%s trains on groups formed by labels (%r), not groups.training.strategy=%s",
+            name, training["label_column"], training["strategy"],
+        )
+    if strategy == "labels":
+        return label_group_plan(image_metadata, training["label_column"], size, epochs, seed)
     if strategy == "random":
         return random_group_plan(split_indices(image_metadata, "train"), size, epochs, seed)
     if strategy == "mixed_domains":

@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 build_training_groups,
-                inputs=["image_metadata", "params:train", "params:groups"],
+                inputs=["image_metadata", "params:train", "params:groups", "params:model"],
                 outputs="train_groups",
                 name="build_training_groups",
             ),

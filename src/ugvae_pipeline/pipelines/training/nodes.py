@@ -1,4 +1,5 @@
-"""Nodes of the training pipeline."""
+"""Nodes of the training pipeline: the model ``model.name`` (UG-VAE or a baseline) trained on
+the training groups, with its history, figures and report."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from matplotlib.figure import Figure
 
 from ugvae_pipeline import plotting
 from ugvae_pipeline.html_report import last_epoch_table, params_table, render_report
-from ugvae_pipeline.models import UGVAE, UGVAEConfig
+from ugvae_pipeline.models import build_model, model_config_from_params, reconstruct
+from ugvae_pipeline.models.registry import run_title
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.seed import seed_everything
 from ugvae_pipeline.training.trainer import GroupBatcher, train
 
 
-def check_images_fit_model(images_shape: tuple[int, ...], config: UGVAEConfig) -> None:
+def check_images_fit_model(images_shape: tuple[int, ...], config) -> None:
     c, h, w = images_shape[1:]
     if (c, h, w) != (config.channels, config.image_size, config.image_size):
         raise ValueError(
@@ -32,17 +34,16 @@ def train_model(
     heldout_groups: np.ndarray,
     model_params: dict,
     train_params: dict,
-) -> tuple[UGVAE, pd.DataFrame]:
-    """Seed, build the UG-VAE from ``model:`` and train it with ``train:`` on the group plan."""
-    config = UGVAEConfig.from_dict(model_params)
+) -> tuple[torch.nn.Module, pd.DataFrame]:
+    """Seed, build the model ``model.name`` from ``model:`` and train it with ``train:`` on the group plan."""
     train_config = TrainConfig.from_dict(train_params)
-    check_images_fit_model(images.shape, config)
+    check_images_fit_model(images.shape, model_config_from_params(model_params))
     seed_everything(train_config.seed)
-    model = UGVAE(config)
+    model = build_model(model_params)
     return train(model, images, train_groups, heldout_groups, train_config)
 
 
-def model_for_mlflow(model: UGVAE) -> UGVAE:
+def model_for_mlflow(model: torch.nn.Module) -> torch.nn.Module:
     """The saved model, handed to the MLflow ``pytorch`` flavour dataset (loaded back from disk)."""
     return model
 
@@ -57,14 +58,12 @@ def history_metrics(history: pd.DataFrame) -> dict[str, list[dict[str, float]]]:
 
 
 def training_figures(
-    model: UGVAE, images: np.ndarray, heldout_groups: np.ndarray, history: pd.DataFrame, figure_params: dict
+    model: torch.nn.Module, images: np.ndarray, heldout_groups: np.ndarray, history: pd.DataFrame, figure_params: dict
 ) -> tuple[Figure, Figure, Figure]:
     """Reconstructions of held-out groups, samples per mixture component, loss curves."""
     batcher = GroupBatcher(images, torch.device("cpu"))
     x = batcher(heldout_groups[: figure_params["n_groups"]])
-    with torch.no_grad():
-        encoding = model.encode(x)
-        reconstruction = model.decode(encoding.local_mean, encoding.global_mean)
+    reconstruction = reconstruct(model, x)
     return (
         plotting.reconstruction_figure(x, reconstruction, figure_params["n_images"]),
         plotting.component_samples_figure(model, figure_params["n_images"], figure_params["seed"]),
@@ -73,11 +72,12 @@ def training_figures(
 
 
 def training_report(
-    history: pd.DataFrame, model_params: dict, train_params: dict, **figures: bytes
+    history: pd.DataFrame, model_params: dict, train_params: dict, groups_params: dict, **figures: bytes
 ) -> str:
-    """One HTML page: last-epoch losses, the parameters, and the training figures (PNG bytes)."""
+    """One HTML page: the model and how its training groups were formed, last-epoch losses,
+    the parameters, and the training figures (PNG bytes)."""
     return render_report(
-        "UG-VAE training report",
+        f"Training report: {run_title(model_params, groups_params)}",
         {
             "Last epoch (negative ELBO and its terms, per image)": last_epoch_table(history),
             "Parameters": params_table({"model": model_params, "train": train_params}),

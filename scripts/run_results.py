@@ -1,0 +1,96 @@
+"""The README's results table: every model, three seeds, two experiments, then `compare`.
+
+    python scripts/run_results.py                 # make results
+    python scripts/run_results.py --models ugvae,mlvae --seeds 1 --envs base
+
+For each experiment (``base``: series groups of the embedded MNIST; ``domain_alignment``:
+MNIST + UCI digits, conf/domain_alignment), model and seed it runs the whole chain
+
+    kedro run [--env ENV] --params model.name=M,train.seed=S,mlflow_experiment=ugvae_results
+
+with every other parameter at its default, so each row of the table is reproducible on its
+own, then ``kedro run --pipeline=compare --params mlflow_experiment=ugvae_results``, which
+writes the versioned table (data/08_reporting/comparison/summary.md) and figure. A run
+already FINISHED in the experiment with the same environment, model and seed is not redone,
+so an interrupted study continues where it stopped (``--redo`` runs everything again).
+Runs go one after another: concurrent runs in one project would share "latest" versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+MODELS = ("ugvae", "beta_vae", "gmvae", "mlvae")
+ENVS = ("base", "domain_alignment")
+EXPERIMENT = "ugvae_results"
+
+
+def tracking_uri(project: Path) -> str:
+    """The tracking URI kedro-mlflow uses: conf/local/mlflow.yml over conf/base/mlflow.yml."""
+    for env in ("local", "base"):
+        path = project / "conf" / env / "mlflow.yml"
+        if path.exists():
+            uri = ((yaml.safe_load(path.read_text()) or {}).get("server") or {}).get("mlflow_tracking_uri")
+            if uri:
+                return uri
+    return "sqlite:///mlflow.db"
+
+
+def done_runs(uri: str) -> set[tuple[str, str, str]]:
+    """``(data.source, model.name, train.seed)`` of the finished, evaluated runs of the study."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        return set()
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string="attributes.status = 'FINISHED'")
+    if runs.empty or "metrics.eval_global_code_svm_linear" not in runs:
+        return set()
+    runs = runs[runs["metrics.eval_global_code_svm_linear"].notna()]
+    return set(zip(runs["params.data.source"], runs["params.model.name"], runs["params.train.seed"]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--envs", default=",".join(ENVS), help=f"comma-separated, from {ENVS}")
+    parser.add_argument("--redo", action="store_true", help="rerun runs already finished in the study")
+    args = parser.parse_args(argv)
+    models, envs = args.models.split(","), args.envs.split(",")
+    for name, values, valid in (("--models", models, MODELS), ("--envs", envs, ENVS)):
+        if not set(values) <= set(valid):
+            parser.error(f"{name} {values}: choose from {list(valid)}")
+
+    project = Path.cwd()
+    done = set() if args.redo else done_runs(tracking_uri(project))
+    source = {"base": "mnist_embedded", "domain_alignment": "mixed"}
+    kedro = [sys.executable, "-m", "kedro", "run"]
+    env_vars = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    for env in envs:
+        for model in models:
+            for seed in args.seeds:
+                label = f"{env} / {model} / seed {seed}"
+                if (source[env], model, str(seed)) in done:
+                    print(f"[results] {label}: already in {EXPERIMENT}, skipped", flush=True)
+                    continue
+                params = f"model.name={model},train.seed={seed},mlflow_experiment={EXPERIMENT},train.progress=log,extract.progress=log"
+                command = kedro + ([] if env == "base" else ["--env", env]) + ["--params", params]
+                print(f"[results] {label}: {' '.join(command[1:])}", flush=True)
+                start = time.perf_counter()
+                subprocess.run(command, check=True, env=env_vars)
+                print(f"[results] {label}: {time.perf_counter() - start:.0f} s", flush=True)
+    subprocess.run(kedro + ["--pipeline", "compare", "--params", f"mlflow_experiment={EXPERIMENT}"], check=True, env=env_vars)
+    print("[results] table: the latest data/08_reporting/comparison/summary.md/<version>/summary.md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
