@@ -12,6 +12,7 @@ from ugvae_pipeline.data.grouping import (
     domain_group_plan,
     domain_groups,
     draw_by_value,
+    label_group_plan,
     mix_groups,
     random_groups,
     sample_groups,
@@ -164,3 +165,25 @@ def test_domain_groups_need_a_domain_column():
     metadata = image_table(np.zeros(10), np.array(["heldout"] * 10), "x")
     with pytest.raises(ValueError, match="data.source=mixed"):
         domain_groups(metadata, 1, 2, 0)
+
+
+def test_label_group_plan_forms_single_label_groups_of_training_images_redrawn_each_epoch():
+    labels = np.repeat(np.arange(4), 50)  # 4 classes of 50; half held out
+    labels[:5] = -1  # unlabelled images never enter a group
+    metadata = image_table(labels, random_split(len(labels), 0.5, 0), "digits")
+    plan = label_group_plan(metadata, "label", group_size=8, epochs=3, seed=0)
+    train = set(np.flatnonzero(metadata["split"] == "train"))
+    per_class = [np.sum((labels == c) & (metadata["split"] == "train").to_numpy()) // 8 for c in range(4)]
+    assert plan.shape == (3, sum(per_class), 8)
+    assert set(plan.ravel()) <= train and (labels[plan] >= 0).all()
+    assert (labels[plan] == labels[plan][..., :1]).all()  # one label per group
+    assert all(_distinct_rows(epoch) for epoch in plan)
+    assert not np.array_equal(plan[0], plan[1])
+    np.testing.assert_array_equal(plan, label_group_plan(metadata, "label", 8, 3, seed=0))
+    with pytest.raises(ValueError, match=r"groups.training.label_column='digit' is not a metadata column"):
+        label_group_plan(metadata, "digit", 8, 1, 0)
+    with pytest.raises(ValueError, match=r"the largest class has \d+\); lower train.group_size to at most"):
+        label_group_plan(metadata, "label", 40, 1, 0)
+    unlabelled = image_table(np.full(20, -1), random_split(20, 0.5, 0), "folder")
+    with pytest.raises(ValueError, match="need labelled training images"):
+        label_group_plan(unlabelled, "label", 4, 1, 0)

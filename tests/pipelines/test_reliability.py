@@ -84,8 +84,10 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
         ({"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
         ({"data": {"heldout_fraction": "0.2"}}, r"data.heldout_fraction must be a number in \(0, 1\)"),
         ({"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
+        ({"model": {"name": "vqvae"}}, r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"),
+        ({"model": {"name": "beta_vae", "beta": -1}}, r"model.beta must be a number >= 0"),
     ],
-    ids=["groups", "data", "train"],
+    ids=["groups", "data", "train", "model_name", "beta_vae_beta"],
 )
 def test_bad_parameters_stop_the_run_before_any_node(project_copy, params, message):
     handler = signal.getsignal(signal.SIGINT)
