@@ -1,5 +1,6 @@
 """Project hooks: parameters validated before any node runs; artifacts logged to MLflow;
-Ctrl-C recorded as a KILLED MLflow run; concurrent runs set the MLflow store up in turn."""
+Ctrl-C recorded as a KILLED MLflow run; concurrent runs set the MLflow store up in turn; runs
+tagged with their model and training groups."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from mlflow import MlflowClient
 
 from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
 from ugvae_pipeline.models import model_config_from_params
+from ugvae_pipeline.models.registry import training_groups_strategy
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,20 @@ class ValidateParametersHook:
         for name, validate in VALIDATORS.items():
             if name in inputs:
                 validate(catalog.load(name))
+
+
+class MlflowRunTagsHook:
+    """Tag each tracked run with its model and how its training groups were formed
+    (``model``, ``training_groups``: ``labels`` for ML-VAE whatever ``groups.training.strategy``
+    says), so the MLflow UI's run list shows them. Runs after kedro-mlflow opened the run."""
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        if mlflow.active_run() is None:
+            return
+        name = catalog.load("params:model").get("name", "ugvae")
+        strategy = catalog.load("params:groups")["training"]["strategy"]
+        mlflow.set_tags({"model": name, "training_groups": training_groups_strategy(name, strategy)})
 
 
 class MlflowArtifactsHook:

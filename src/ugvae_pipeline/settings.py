@@ -3,11 +3,14 @@
 from ugvae_pipeline.hooks import (
     InterruptedRunHook,
     MlflowArtifactsHook,
+    MlflowRunTagsHook,
     MlflowSetupLockHook,
     ValidateParametersHook,
 )
 
-HOOKS = (MlflowSetupLockHook(), ValidateParametersHook(), MlflowArtifactsHook(), InterruptedRunHook())
+HOOKS = (
+    MlflowSetupLockHook(), ValidateParametersHook(), MlflowRunTagsHook(), MlflowArtifactsHook(), InterruptedRunHook()
+)
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
