@@ -27,7 +27,7 @@ def _catalog(tmp_path, params: dict) -> DataCatalog:
 
 def _groups_params(strategy: str, training: str = "random") -> dict:
     return {
-        "training": {"strategy": training},
+        "training": {"strategy": training, "label_column": "label"},
         "heldout": {"n_groups": 2, "group_size": 2, "seed": 0},
         "evaluation": {"strategy": strategy, "random": {"n_groups": 1, "seed": 1}},
         "attribute": {"group_types": ["Male=1", "Male=0"], "n_groups": 2, "group_size": 2, "seed": 0},
@@ -47,6 +47,7 @@ def _run(tmp_path, celeba_root, image_folder_root, groups: dict) -> DataCatalog:
         "groups": groups,
         "groups.heldout": groups["heldout"],
         "train": {"group_size": 3, "epochs": 3, "seed": 0},
+        "model": {"name": "ugvae"},
     }
     catalog = _catalog(tmp_path, params)
     pipelines = register_pipelines()

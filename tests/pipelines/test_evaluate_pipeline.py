@@ -53,7 +53,8 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
 
     # one HTML page: the score table and every evaluation figure inline
     report = _latest(data / "08_reporting" / "evaluation_report.html").read_text()
-    assert "UG-VAE evaluation report" in report and "45 evaluation groups of 64 images" in report
+    assert "Evaluation report: ugvae, trained on random groups, formed without labels" in report
+    assert "45 evaluation groups of 64 images" in report and "posterior mean of its group latent" in report
     assert "<td>oracle_label_histogram</td>" in report and "train_loss" in report
     assert report.count("data:image/png;base64,") == 6
 

@@ -110,7 +110,7 @@ def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):
             timeout=30,
         ) as response:
             report = response.read().decode()
-        assert "UG-VAE training report" in report and report.count("data:image/png;base64,") == 3
+        assert "Training report: ugvae, trained on random groups, formed without labels" in report and report.count("data:image/png;base64,") == 3
         assert f"<td>model.dim_beta</td>\n      <td>{params['model.dim_beta']}</td>" in report
     assert set(by_beta) == {"6", "4"}
     params = {b: {p["key"]: p["value"] for p in r["data"]["params"]} for b, r in by_beta.items()}

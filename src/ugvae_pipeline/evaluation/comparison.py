@@ -131,16 +131,21 @@ def markdown_tables(summary: pd.DataFrame, metrics: list[str], digits: int = 3) 
 
 
 def comparison_figure(summary: pd.DataFrame, metrics: list[str]) -> Figure:
-    """One panel per metric: a bar per model (mean, error bar one std) for each dataset."""
+    """One panel per metric (four to a row): a bar per model (mean, error bar one std) for each
+    dataset; a dataset without the metric has no bars."""
     present = [m for m in metrics if summary[f"{m}_mean"].notna().any()]
     cases = summary[["dataset", "evaluation_groups"]].drop_duplicates().apply(
         lambda r: f"{r['dataset']}\n({r['evaluation_groups']} groups)", axis=1
     ).tolist()
     labels = summary.apply(lambda r: f"{r['dataset']}\n({r['evaluation_groups']} groups)", axis=1)
     models = sorted(summary["model"].unique())
-    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.4), squeeze=False)
+    n_cols = min(4, len(present))
+    n_rows = -(-len(present) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.8 * n_cols, 3.4 * n_rows), squeeze=False)
+    for ax in axes.flat[len(present):]:
+        ax.set_visible(False)
     width = 0.8 / len(models)
-    for ax, metric in zip(axes[0], present):
+    for ax, metric in zip(axes.flat, present):
         for i, model in enumerate(models):
             mine = summary[summary["model"] == model]
             x = [cases.index(label) + i * width for label in labels[mine.index]]
