@@ -40,14 +40,15 @@ def build_training_groups(
     training = groups_params["training"]
     name = model_params.get("name", "ugvae")
     strategy = training_groups_strategy(name, training["strategy"])
+    label_column = training.get("label_column", "label")
     size, epochs, seed = train_params["group_size"], train_params["epochs"], train_params["seed"]
     if strategy != training["strategy"]:
         log.info(
             "model.name=%s trains on groups formed by labels (%r), not groups.training.strategy=%s",
-            name, training["label_column"], training["strategy"],
+            name, label_column, training["strategy"],
         )
     if strategy == "labels":
-        return label_group_plan(image_metadata, training["label_column"], size, epochs, seed)
+        return label_group_plan(image_metadata, label_column, size, epochs, seed)
     if strategy == "random":
         return random_group_plan(split_indices(image_metadata, "train"), size, epochs, seed)
     if strategy == "mixed_domains":
