@@ -61,7 +61,7 @@ class MlflowRunTagsHook:
         if mlflow.active_run() is None:
             return
         name = catalog.load("params:model").get("name", "ugvae")
-        strategy = catalog.load("params:groups")["training"]["strategy"]
+        strategy = (catalog.load("params:groups").get("training") or {}).get("strategy", "random")
         mlflow.set_tags({"model": name, "training_groups": training_groups_strategy(name, strategy)})
 
 

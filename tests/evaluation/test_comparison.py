@@ -19,7 +19,7 @@ def store(tmp_path):
     logged = [
         # model, seed, source, strategy, linear accuracy, held-out loss, domain accuracy
         ("ugvae", 1, "mnist_embedded", "random", 0.80, 150.0, None),
-        ("ugvae", 2, "mnist_embedded", "random", 0.90, 152.0, None),
+        ("ugvae", 2, "mnist_embedded", "random", 0.50, 999.0, None),  # repeated later with 0.90, 152
         ("mlvae", 1, "mnist_embedded", "random", 0.60, 170.0, None),
         ("mlvae", 2, "mnist_embedded", "random", 0.70, 171.0, None),
         ("ugvae", 1, "mixed", "mixed_domains", 0.95, 160.0, 1.0),
@@ -39,6 +39,14 @@ def store(tmp_path):
     with mlflow.start_run(experiment_id=experiment):  # training only: not evaluated, left out
         mlflow.log_params({"model.name": "gmvae", "train.seed": 1})
         mlflow.log_metric("heldout_loss", 1.0)
+    with mlflow.start_run(experiment_id=experiment):  # a re-scoring (no held-out loss): left out
+        mlflow.log_params({"model.name": "ugvae"})
+        mlflow.log_metric("eval_global_code_svm_linear", 0.11)
+    with mlflow.start_run(experiment_id=experiment):  # ugvae seed 2 again, later: replaces the first
+        mlflow.log_params({"model.name": "ugvae", "train.seed": 2, "data.source": "mnist_embedded",
+                           "groups.training.strategy": "random", "groups.evaluation.strategy": "series"})
+        mlflow.log_metric("heldout_loss", 152.0)
+        mlflow.log_metric("eval_global_code_svm_linear", 0.90)
     with mlflow.start_run(experiment_id=experiment):  # failed: left out
         mlflow.log_params({"model.name": "gmvae", "train.seed": 2})
         mlflow.log_metric("eval_global_code_svm_linear", 0.99)
@@ -47,9 +55,11 @@ def store(tmp_path):
     mlflow.set_tracking_uri(None)
 
 
-def test_runs_table_has_one_row_per_evaluated_run_with_effective_training_groups(store):
+def test_runs_table_has_one_row_per_evaluated_run_with_effective_training_groups(store, caplog):
     table = runs_table(store)
-    assert len(table) == 5 and "gmvae" not in set(table["model"])
+    # not the training-only, failed or re-scoring runs, nor the first of the repeated ugvae seed 2
+    assert len(table) == 5 and "gmvae" not in set(table["model"]) and 0.11 not in set(table["eval_global_code_svm_linear"])
+    assert "1 earlier run(s) of a repeated model/dataset/groups/seed left out" in caplog.text
     assert set(table.loc[table["model"] == "mlvae", "training_groups"]) == {"labels"}  # always label groups
     assert set(table.loc[table["model"] == "ugvae", "dataset"]) == {"mnist_embedded", "mnist_embedded+uci_digits"}
     assert table.loc[table["dataset"] == "mnist_embedded", "heldout_loss"].tolist() == [170.0, 171.0, 150.0, 152.0]
@@ -81,3 +91,6 @@ def test_summary_is_mean_and_sample_std_over_seeds_and_renders_per_dataset(store
 def test_no_evaluated_run_says_what_to_run(store):
     with pytest.raises(ValueError, match=r"no finished run with evaluation metrics to compare: run the whole chain"):
         runs_table(store[store["params.model.name"] == "gmvae"])
+    series = runs_table(store[store["params.data.source"] == "mnist_embedded"])
+    with pytest.raises(ValueError, match=r"none of compare.metrics \['eval_domain_domain_accuracy'\]"):
+        summary_table(series, ["eval_domain_domain_accuracy"])  # a column of NaN only: no values

@@ -51,7 +51,7 @@ def test_each_model_takes_only_its_own_keys():
 def test_unknown_name_or_key_is_refused_with_the_valid_ones():
     with pytest.raises(ValueError, match=r"model.name='vae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"):
         model_config_from_params({**PARAMS, "name": "vae"})
-    with pytest.raises(ValueError, match=r"unknown model parameter\(s\) \['n_component'\]; valid names are .*'n_components'"):
+    with pytest.raises(ValueError, match=r"unknown model parameter\(s\) \['model.n_component'\]; valid names are .*'n_components'"):
         model_config_from_params({"name": "gmvae", "n_component": 3})
     with pytest.raises(ValueError, match="model.beta must be a number >= 0"):
         model_config_from_params({**PARAMS, "name": "beta_vae", "beta": -0.5})

@@ -67,3 +67,17 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
     assert "evaluation/evaluation_scores.csv" in evaluation
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert reports == {"report/training_report.html", "report/evaluation_report.html"}
+
+
+def test_extract_refuses_a_saved_model_other_than_model_name():
+    import numpy as np
+    import pytest
+
+    from ugvae_pipeline.models import build_model
+    from ugvae_pipeline.pipelines.extract.nodes import extract_codes
+
+    model = build_model({"name": "gmvae", "architecture": "mlp28"})
+    images = np.zeros((4, 1, 28, 28), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"the latest trained_model is a gmvae but model.name=ugvae: pass --params model.name=gmvae"):
+        extract_codes(model, images, pd.DataFrame(), np.zeros((1, 4), dtype=np.int64), pd.DataFrame(),
+                      {"groups_per_chunk": 1}, {"name": "ugvae"})

@@ -133,7 +133,9 @@ def label_group_plan(
     if not len(train):
         raise ValueError(
             f"groups formed by labels need labelled training images, but {column!r} has no value "
-            "other than -1 (an unlabelled source): pick a labelled source or a model trained on random groups"
+            "other than -1 (an unlabelled source): set groups.training.label_column to a labelled "
+            "metadata column (e.g. a CelebA attribute such as Male), or use a model trained without "
+            "labels (model.name=ugvae, beta_vae or gmvae)"
         )
     _, classes = np.unique(values.astype(str), return_inverse=True)
     pools = [train[classes == c] for c in range(classes.max() + 1)]

@@ -44,17 +44,20 @@ def _dataset(source: str, mixed_sources: str) -> str:
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished, evaluated run: ``run_id``, ``start_time``, ``model``, ``dataset``,
-    ``training_groups`` (how the model's training groups were formed: ``labels`` for ML-VAE),
-    ``evaluation_groups``, ``seed``, ``heldout_loss`` (last epoch's held-out negative ELBO per
-    image) and every ``eval_*`` metric. Runs without evaluation metrics (training only, or
-    failed) are left out; an empty result is an error saying what to run."""
+    """One row per finished run that trained and evaluated a model (``kedro run``): ``run_id``,
+    ``start_time``, ``model``, ``dataset``, ``training_groups`` (how the model's training groups
+    were formed: ``labels`` for ML-VAE), ``evaluation_groups``, ``seed``, ``heldout_loss`` (last
+    epoch's held-out negative ELBO per image) and every ``eval_*`` metric.
+
+    Left out: failed runs, training-only runs, re-scorings of a saved model (no held-out loss),
+    and all but the latest run of a repeated (model, dataset, groups, seed), so a seed is never
+    averaged twice. An empty result is an error saying what to run."""
     evaluated = [c for c in runs.columns if c.startswith("metrics.eval_")]
     if "status" in runs:
         runs = runs[runs["status"] == "FINISHED"]
-    if evaluated:
-        runs = runs[runs[evaluated].notna().any(axis=1)]
-    if runs.empty or not evaluated:
+    if evaluated and "metrics.heldout_loss" in runs:
+        runs = runs[runs[evaluated].notna().any(axis=1) & runs["metrics.heldout_loss"].notna()]
+    if runs.empty or not evaluated or "metrics.heldout_loss" not in runs:
         raise ValueError(
             "no finished run with evaluation metrics to compare: run the whole chain first "
             "(`kedro run`, or `make results`), or widen compare.filter / check compare.experiment"
@@ -74,13 +77,16 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
                 for model, strategy in zip(models, _param(runs, "groups.training.strategy", "random"))
             ],
             "evaluation_groups": _param(runs, "groups.evaluation.strategy", "?"),
-            "seed": pd.to_numeric(_param(runs, "train.seed", "-1"), errors="coerce").astype("Int64"),
-            "heldout_loss": runs["metrics.heldout_loss"] if "metrics.heldout_loss" in runs else np.nan,
+            "seed": pd.to_numeric(_param(runs, "train.seed", "nan"), errors="coerce").astype("Int64"),
+            "heldout_loss": runs["metrics.heldout_loss"],
         }
     )
     for column in sorted(evaluated):
         table[column.removeprefix("metrics.")] = runs[column]
-    return table.sort_values([*KEYS, "seed"]).reset_index(drop=True)
+    latest = table.sort_values("start_time").drop_duplicates([*KEYS, "seed"], keep="last")
+    if len(latest) < len(table):
+        log.warning("compare: %d earlier run(s) of a repeated model/dataset/groups/seed left out", len(table) - len(latest))
+    return latest.sort_values([*KEYS, "seed"]).reset_index(drop=True)
 
 
 def summary_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -89,8 +95,8 @@ def summary_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
     A metric no run has (e.g. the domain-alignment scores of series runs) is all NaN, with a
     warning naming the available ones (a typo shows there); none present at all is an error."""
-    available = [c for c in runs.columns if c not in RUN_COLUMNS]
-    missing = [m for m in metrics if m not in runs]
+    available = [c for c in runs.columns if c not in RUN_COLUMNS and runs[c].notna().any()]
+    missing = [m for m in metrics if m not in available]
     if len(missing) == len(metrics):
         raise ValueError(f"none of compare.metrics {missing} is a metric of these runs; available: {available}")
     if missing:

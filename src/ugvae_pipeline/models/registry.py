@@ -54,7 +54,8 @@ def model_config_from_params(params: dict[str, Any]) -> Any:
     unknown = set(values) - known
     if unknown:
         raise ValueError(
-            f"unknown model parameter(s) {sorted(unknown)}; valid names are {sorted(known | {'name'})}"
+            f"unknown model parameter(s) {sorted(f'model.{key}' for key in unknown)}; "
+            f"valid names are {sorted(known | {'name'})}"
         )
     config_cls = MODEL_TYPES[name][1]
     own = {f.name for f in fields(config_cls)}

@@ -7,6 +7,7 @@ import pandas as pd
 
 from ugvae_pipeline.evaluation.encoding import encode_groups
 from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
+from ugvae_pipeline.models.registry import model_name
 
 
 def extract_codes(
@@ -16,8 +17,18 @@ def extract_codes(
     groups: np.ndarray,
     group_metadata: pd.DataFrame,
     extract_params: dict,
+    model_params: dict,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Global codes (one row per group) and local codes (one row per image), in chunks."""
+    """Global codes (one row per group) and local codes (one row per image), in chunks.
+
+    The model must be the one ``model.name`` names, since the reports and the MLflow run
+    describe the run by its parameters."""
+    saved, configured = model_name(model), model_params.get("name", "ugvae")
+    if saved != configured:
+        raise ValueError(
+            f"the latest trained_model is a {saved} but model.name={configured}: "
+            f"pass --params model.name={saved} to score it, or train a {configured} first"
+        )
     codes = encode_groups(
         model, images, groups, chunk=extract_params["groups_per_chunk"],
         progress=extract_params.get("progress", "auto"),

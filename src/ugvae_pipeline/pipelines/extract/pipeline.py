@@ -15,6 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "evaluation_groups",
                     "evaluation_group_metadata",
                     "params:extract",
+                    "params:model",
                 ],
                 outputs=["global_codes", "local_codes"],
                 name="extract_codes",
