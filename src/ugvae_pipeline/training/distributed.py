@@ -116,6 +116,9 @@ def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, confi
                 {"state_dict": trained.state_dict(), "history": history.to_dict(orient="list")},
                 Path(tmp) / "result.pt",
             )
+        # every rank done before any tears its process group down: Gloo can abort a process
+        # ("terminate called without an active exception") whose peer left first
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                 catalog.save("trained_model", model)
                 catalog.save("training_history", history)
                 log.info("rank 0 saved trained_model and training_history")
+            dist.barrier()  # as in _worker: nobody tears down while a peer is still working
         finally:
             dist.destroy_process_group()
 
