@@ -43,18 +43,21 @@ def tracking_uri(project: Path) -> str:
     return "sqlite:///mlflow.db"
 
 
-def done_runs(uri: str) -> set[tuple[str, str, str]]:
-    """``(data.source, model.name, train.seed)`` of the finished, evaluated runs of the study."""
+def done_runs(uri: str) -> set[tuple[str, str, int]]:
+    """``(evaluation groups, model, seed)`` of the study's runs the comparison table counts
+    (``evaluation.comparison.runs_table``: finished, trained and evaluated)."""
     import mlflow
+
+    from ugvae_pipeline.evaluation.comparison import runs_table
 
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         return set()
-    runs = mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string="attributes.status = 'FINISHED'")
-    if runs.empty or "metrics.eval_global_code_svm_linear" not in runs:
+    try:
+        table = runs_table(mlflow.search_runs(experiment_names=[EXPERIMENT]))
+    except ValueError:  # no run the table would count yet
         return set()
-    runs = runs[runs["metrics.eval_global_code_svm_linear"].notna()]
-    return set(zip(runs["params.data.source"], runs["params.model.name"], runs["params.train.seed"]))
+    return set(zip(table["evaluation_groups"], table["model"], table["seed"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,14 +74,14 @@ def main(argv: list[str] | None = None) -> int:
 
     project = Path.cwd()
     done = set() if args.redo else done_runs(tracking_uri(project))
-    source = {"base": "mnist_embedded", "domain_alignment": "mixed"}
+    evaluation_groups = {"base": "series", "domain_alignment": "domain"}  # groups.evaluation.strategy
     kedro = [sys.executable, "-m", "kedro", "run"]
     env_vars = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     for env in envs:
         for model in models:
             for seed in args.seeds:
                 label = f"{env} / {model} / seed {seed}"
-                if (source[env], model, str(seed)) in done:
+                if (evaluation_groups[env], model, seed) in done:
                     print(f"[results] {label}: already in {EXPERIMENT}, skipped", flush=True)
                     continue
                 params = f"model.name={model},train.seed={seed},mlflow_experiment={EXPERIMENT},train.progress=log,extract.progress=log"

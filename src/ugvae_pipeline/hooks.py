@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 
 from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
 from ugvae_pipeline.models import model_config_from_params
-from ugvae_pipeline.models.registry import training_groups_strategy
+from ugvae_pipeline.models.registry import configured_name, training_groups
 from ugvae_pipeline.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ class MlflowRunTagsHook:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         if mlflow.active_run() is None:
             return
-        name = catalog.load("params:model").get("name", "ugvae")
-        strategy = (catalog.load("params:groups").get("training") or {}).get("strategy", "random")
-        mlflow.set_tags({"model": name, "training_groups": training_groups_strategy(name, strategy)})
+        model_params = catalog.load("params:model")
+        strategy, _ = training_groups(model_params, catalog.load("params:groups"))
+        mlflow.set_tags({"model": configured_name(model_params), "training_groups": strategy})
 
 
 class MlflowArtifactsHook:

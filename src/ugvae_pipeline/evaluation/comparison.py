@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from ugvae_pipeline.models.registry import training_groups_strategy  # noqa: E402
+from ugvae_pipeline.models.registry import DEFAULT_MODEL, training_groups_strategy  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "no finished run with evaluation metrics to compare: run the whole chain first "
             "(`kedro run`, or `make results`), or widen compare.filter / check compare.experiment"
         )
-    models = _param(runs, "model.name", "ugvae")
+    models = _param(runs, "model.name", DEFAULT_MODEL)
     table = pd.DataFrame(
         {
             "run_id": runs["run_id"],
@@ -140,10 +140,8 @@ def comparison_figure(summary: pd.DataFrame, metrics: list[str]) -> Figure:
     """One panel per metric (four to a row): a bar per model (mean, error bar one std) for each
     dataset; a dataset without the metric has no bars."""
     present = [m for m in metrics if summary[f"{m}_mean"].notna().any()]
-    cases = summary[["dataset", "evaluation_groups"]].drop_duplicates().apply(
-        lambda r: f"{r['dataset']}\n({r['evaluation_groups']} groups)", axis=1
-    ).tolist()
-    labels = summary.apply(lambda r: f"{r['dataset']}\n({r['evaluation_groups']} groups)", axis=1)
+    labels = summary["dataset"] + "\n(" + summary["evaluation_groups"] + " groups)"
+    cases = labels.drop_duplicates().tolist()
     models = sorted(summary["model"].unique())
     n_cols = min(4, len(present))
     n_rows = -(-len(present) // n_cols)

@@ -20,6 +20,7 @@ from ugvae_pipeline.models.gmvae import GMVAE, GMVAEConfig
 from ugvae_pipeline.models.mlvae import MLVAE, MLVAEConfig
 from ugvae_pipeline.models.ugvae import UGVAE
 
+DEFAULT_MODEL = "ugvae"  # model.name when the parameters do not set it
 MODEL_TYPES: dict[str, tuple[type[nn.Module], type]] = {
     "ugvae": (UGVAE, UGVAEConfig),
     "beta_vae": (BetaVAE, BetaVAEConfig),
@@ -44,10 +45,16 @@ def model_name(model: nn.Module) -> str:
     raise TypeError(f"{type(model).__name__} is not a known model; known: {sorted(MODEL_TYPES)}")
 
 
+def configured_name(model_params: dict[str, Any]) -> str:
+    """``model.name`` of a ``model`` parameter group (``DEFAULT_MODEL`` when unset)."""
+    return model_params.get("name", DEFAULT_MODEL)
+
+
 def model_config_from_params(params: dict[str, Any]) -> Any:
     """The config of the model ``params["name"]`` (default ``ugvae``) from the ``model`` group."""
     values = dict(params)
-    name = values.pop("name", "ugvae")
+    name = configured_name(values)
+    values.pop("name", None)
     if name not in MODEL_TYPES:
         raise ValueError(f"model.name={name!r} is unknown; choose one of {sorted(MODEL_TYPES)}")
     known = {f.name for _, config_cls in MODEL_TYPES.values() for f in fields(config_cls)}
@@ -62,11 +69,15 @@ def model_config_from_params(params: dict[str, Any]) -> Any:
     return config_cls.from_dict({key: value for key, value in values.items() if key in own})
 
 
-def build_model(params: dict[str, Any]) -> nn.Module:
-    """A freshly initialised model from the ``model`` parameter group."""
-    config = model_config_from_params(params)
+def model_for_config(config: Any) -> nn.Module:
+    """A freshly initialised model of the type whose config ``config`` is."""
     model_cls = next(cls for cls, config_cls in MODEL_TYPES.values() if config_cls is type(config))
     return model_cls(config)
+
+
+def build_model(params: dict[str, Any]) -> nn.Module:
+    """A freshly initialised model from the ``model`` parameter group."""
+    return model_for_config(model_config_from_params(params))
 
 
 @torch.no_grad()
@@ -81,6 +92,14 @@ def training_groups_strategy(name: str, strategy: str) -> str:
     """The training-group strategy a model gets: ``labels`` for the weakly supervised models
     (ML-VAE), ``groups.training.strategy`` for the others."""
     return "labels" if name in LABEL_GROUP_MODELS else strategy
+
+
+def training_groups(model_params: dict[str, Any], groups_params: dict[str, Any]) -> tuple[str, str]:
+    """How a run's training groups are formed, from its parameters: ``(strategy, label_column)``,
+    the strategy as ``training_groups_strategy`` gives it for ``model.name``."""
+    training = groups_params.get("training") or {}
+    strategy = training_groups_strategy(configured_name(model_params), training.get("strategy", "random"))
+    return strategy, training.get("label_column", "label")
 
 
 def describe_training_groups(name: str, strategy: str, label_column: str = "label") -> str:
@@ -98,7 +117,5 @@ def describe_training_groups(name: str, strategy: str, label_column: str = "labe
 
 def run_title(model_params: dict[str, Any], groups_params: dict[str, Any]) -> str:
     """``<model.name>, trained on <how its training groups were formed>``, for every report."""
-    name = model_params.get("name", "ugvae")
-    training = groups_params["training"]
-    how = describe_training_groups(name, training["strategy"], training.get("label_column", "label"))
-    return f"{name}, trained on {how}"
+    name = configured_name(model_params)
+    return f"{name}, trained on {describe_training_groups(name, *training_groups(model_params, groups_params))}"

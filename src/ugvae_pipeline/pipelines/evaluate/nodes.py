@@ -11,7 +11,7 @@ from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
 from ugvae_pipeline.evaluation.report import RANDOM, domain_alignment_scores, representations, score_table
 from ugvae_pipeline.evaluation.tables import code_matrix
 from ugvae_pipeline.html_report import last_epoch_table, render_report
-from ugvae_pipeline.models.registry import GROUP_LATENT_MODELS, MIXTURE_MODELS, model_name, run_title
+from ugvae_pipeline.models.registry import GROUP_LATENT_MODELS, MIXTURE_MODELS, configured_name, model_name, run_title
 
 
 def score_global_codes(
@@ -51,8 +51,7 @@ def score_global_codes(
 
 def code_description(model_params: dict) -> str:
     """What the ``global_code`` representation of a model's scores is."""
-    name = model_params.get("name", "ugvae")
-    if name in GROUP_LATENT_MODELS:
+    if configured_name(model_params) in GROUP_LATENT_MODELS:
         return "posterior mean of its group latent"
     return "mean of the group's local codes (it has no group latent)"
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ugvae_pipeline.evaluation.encoding import encode_groups
 from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
-from ugvae_pipeline.models.registry import model_name
+from ugvae_pipeline.models.registry import configured_name, model_name
 
 
 def extract_codes(
@@ -23,7 +23,7 @@ def extract_codes(
 
     The model must be the one ``model.name`` names, since the reports and the MLflow run
     describe the run by its parameters."""
-    saved, configured = model_name(model), model_params.get("name", "ugvae")
+    saved, configured = model_name(model), configured_name(model_params)
     if saved != configured:
         raise ValueError(
             f"the latest trained_model is a {saved} but model.name={configured}: "

@@ -19,7 +19,7 @@ from ugvae_pipeline.data.grouping import (
     split_indices,
 )
 from ugvae_pipeline.data.series import series_groups
-from ugvae_pipeline.models.registry import training_groups_strategy
+from ugvae_pipeline.models.registry import configured_name, training_groups
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,13 @@ def build_training_groups(
     ``groups.training.label_column``). The weakly supervised ML-VAE (``model.name=mlvae``)
     always trains on groups formed by labels, its intended use.
     """
-    training = groups_params["training"]
-    name = model_params.get("name", "ugvae")
-    strategy = training_groups_strategy(name, training["strategy"])
-    label_column = training.get("label_column", "label")
+    configured = groups_params["training"]["strategy"]
+    strategy, label_column = training_groups(model_params, groups_params)
     size, epochs, seed = train_params["group_size"], train_params["epochs"], train_params["seed"]
-    if strategy != training["strategy"]:
+    if strategy != configured:
         log.info(
             "model.name=%s trains on groups formed by labels (%r), not groups.training.strategy=%s",
-            name, label_column, training["strategy"],
+            configured_name(model_params), label_column, configured,
         )
     if strategy == "labels":
         return label_group_plan(image_metadata, label_column, size, epochs, seed)

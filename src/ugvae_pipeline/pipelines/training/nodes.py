@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 
 from ugvae_pipeline import plotting
 from ugvae_pipeline.html_report import last_epoch_table, params_table, render_report
-from ugvae_pipeline.models import build_model, model_config_from_params, reconstruct
-from ugvae_pipeline.models.registry import run_title
+from ugvae_pipeline.models import model_config_from_params, reconstruct
+from ugvae_pipeline.models.registry import model_for_config, run_title
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.seed import seed_everything
 from ugvae_pipeline.training.trainer import GroupBatcher, train
@@ -37,9 +37,10 @@ def train_model(
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Seed, build the model ``model.name`` from ``model:`` and train it with ``train:`` on the group plan."""
     train_config = TrainConfig.from_dict(train_params)
-    check_images_fit_model(images.shape, model_config_from_params(model_params))
+    config = model_config_from_params(model_params)
+    check_images_fit_model(images.shape, config)
     seed_everything(train_config.seed)
-    model = build_model(model_params)
+    model = model_for_config(config)
     return train(model, images, train_groups, heldout_groups, train_config)
 
 
