@@ -13,6 +13,7 @@ def test_quick_run_writes_the_table(tmp_path, capsys):
     assert benchmark.main(["--quick", "--device", "cpu", "--threads", "1", "--output", str(output)]) == 0
     table = pd.read_csv(output)
     assert list(table.columns) == benchmark.COLUMNS
+    assert not table["compiled"].any()  # eager unless --compile
     # 2 architectures x 2 groups-per-step values x 3 models
     assert len(table) == 12
     assert set(table["model"]) == {"ugvae", "plain_vae", "anchor"}
@@ -34,3 +35,21 @@ def test_default_output_is_a_new_timestamped_file():
     first, second = benchmark.default_output(), benchmark.default_output()
     assert first.parent == benchmark.DEFAULT_DIR and first.suffix == ".csv"
     assert first != second
+
+
+def test_compile_runs_the_vectorised_models_compiled(tmp_path):
+    """--compile times ugvae and the floor through torch.compile; the anchor stays eager."""
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    output = tmp_path / "compiled.csv"
+    argv = ["--quick", "--device", "cpu", "--threads", "1", "--architectures", "mlp28",
+            "--compile", "--output", str(output)]
+    assert benchmark.main(argv) == 0
+    table = pd.read_csv(output)
+    compiled = table.groupby("model")["compiled"].agg(["all", "any"])
+    assert compiled.loc["ugvae", "all"] and compiled.loc["plain_vae", "all"]
+    assert not compiled.loc["anchor", "any"]
+    assert counters["stats"]["unique_graphs"] >= 2  # one graph per compiled model at least
+    assert (table["step_ms_median"] > 0).all()
+    assert (table.loc[table["model"] == "plain_vae", "time_vs_floor"] == 1.0).all()
