@@ -187,3 +187,21 @@ def test_label_group_plan_forms_single_label_groups_of_training_images_redrawn_e
     unlabelled = image_table(np.full(20, -1), random_split(20, 0.5, 0), "folder")
     with pytest.raises(ValueError, match="need labelled training images"):
         label_group_plan(unlabelled, "label", 4, 1, 0)
+
+
+def test_label_group_plan_keeps_minus_one_as_a_class_outside_the_label_column(caplog):
+    """-1 marks an unlabelled image only in ``label``; a ±1 column keeps both of its classes,
+    and a class too small for one group is left out with a warning that names it."""
+    n = 120
+    metadata = image_table(np.full(n, -1), np.array(["train"] * n), "folder")
+    metadata["smiling"] = np.where(np.arange(n) % 2 == 0, 1, -1)
+    metadata["hat"] = np.where(np.arange(n) < 6, "yes", "no")  # 6 images: too few for a group of 8
+    plan = label_group_plan(metadata, "smiling", group_size=8, epochs=1, seed=0)
+    smiling = metadata["smiling"].to_numpy()[plan[0]]
+    assert (smiling == smiling[:, :1]).all()
+    assert set(smiling[:, 0]) == {-1, 1}  # both classes form groups
+    assert plan.shape == (1, 2 * (60 // 8), 8)
+    with caplog.at_level("WARNING", logger="ugvae_pipeline.data.grouping"):
+        plan = label_group_plan(metadata, "hat", group_size=8, epochs=1, seed=0)
+    assert (metadata["hat"].to_numpy()[plan] == "no").all()
+    assert "leave out 1 value(s)" in caplog.text and "yes (6)" in caplog.text

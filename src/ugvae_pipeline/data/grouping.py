@@ -12,8 +12,12 @@ image twice; different groups may share images when a pool is small.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 
 def split_indices(metadata: pd.DataFrame, split: str) -> np.ndarray:
@@ -116,7 +120,9 @@ def label_group_plan(
     metadata: pd.DataFrame, column: str, group_size: int, epochs: int, seed: int
 ) -> np.ndarray:
     """Groups formed by labels, redrawn every epoch: ``[epochs, n_groups, B]`` of training images,
-    the members of each group sharing one value of ``column`` (missing values and -1 left out).
+    the members of each group sharing one value of ``column``. Missing values are left out, and
+    so is -1 in the ``label`` column (the sources' mark for an unlabelled image); in any other
+    column -1 is a value like any other (a ±1 attribute keeps both classes).
 
     Each epoch every class's images are shuffled and cut into groups of B (the remainder that
     does not fill a group is left out of that epoch), and the order of the groups is shuffled.
@@ -128,7 +134,9 @@ def label_group_plan(
         )
     train = split_indices(metadata, "train")
     values = metadata[column].to_numpy()[train]
-    labelled = pd.notna(values) & (values.astype(str) != "-1")
+    labelled = pd.notna(values)
+    if column == "label":
+        labelled &= values.astype(str) != "-1"
     train, values = train[labelled], values[labelled]
     if not len(train):
         raise ValueError(
@@ -137,7 +145,7 @@ def label_group_plan(
             "metadata column (e.g. a CelebA attribute such as Male), or use a model trained without "
             "labels (model.name=ugvae, beta_vae or gmvae)"
         )
-    _, classes = np.unique(values.astype(str), return_inverse=True)
+    names, classes = np.unique(values.astype(str), return_inverse=True)
     pools = [train[classes == c] for c in range(classes.max() + 1)]
     per_class = np.array([len(pool) // group_size for pool in pools])
     if per_class.sum() == 0:
@@ -145,6 +153,12 @@ def label_group_plan(
         raise ValueError(
             f"no value of {column!r} has train.group_size={group_size} training images (the largest class "
             f"has {largest}); lower train.group_size to at most {largest}"
+        )
+    if (per_class == 0).any():
+        small = [f"{name} ({len(pool)})" for name, pool, n in zip(names, pools, per_class) if n == 0]
+        log.warning(
+            "groups formed by %r leave out %d value(s) with fewer than train.group_size=%d training "
+            "images: %s", column, len(small), group_size, ", ".join(small),
         )
     rng = np.random.default_rng(seed)
     plan = []
