@@ -157,3 +157,28 @@ def test_compiled_training_matches_eager(mnist):
     assert moved
     assert np.allclose(compiled_history["train_loss"], eager_history["train_loss"], rtol=1e-4)
     assert np.allclose(compiled_history["heldout_loss"], eager_history["heldout_loss"], rtol=1e-4)
+
+
+def test_bf16_autocast_trains_fp32_weights_with_an_fp32_objective(mnist):
+    """``train.precision: bf16`` (the GPU path's autocast, here on the CPU): the networks run in
+    bfloat16, the weights and the ELBO stay float32, and the losses track fp32 training."""
+    images, metadata = mnist
+    model = UGVAE(UGVAEConfig())
+    x = GroupBatcher(images, torch.device("cpu"))(random_groups(split_indices(metadata, "train"), 2, 16, seed=0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(x)
+    assert output.reconstruction.dtype == torch.bfloat16  # the decoder ran in bf16
+    assert all(getattr(output.terms, name).dtype == torch.float32 for name in output.terms.NAMES)
+
+    plan = random_group_plan(split_indices(metadata, "train")[:320], 32, epochs=1, seed=4)
+    heldout = random_groups(split_indices(metadata, "heldout"), 1, 32, seed=0)
+    histories = {}
+    for precision in ("fp32", "bf16"):
+        config = TrainConfig(epochs=1, group_size=32, progress="off", seed=4, precision=precision)
+        seed_everything(4)
+        trained, histories[precision] = train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
+        assert all(p.dtype == torch.float32 for p in trained.parameters())
+    for column in ("train_loss", "heldout_loss"):
+        fp32, bf16 = histories["fp32"][column].iloc[0], histories["bf16"][column].iloc[0]
+        assert np.isfinite(bf16) and abs(bf16 - fp32) < 0.02 * abs(fp32), (column, fp32, bf16)
+        assert bf16 != fp32  # bf16 did change the arithmetic
