@@ -205,3 +205,10 @@ def test_label_group_plan_keeps_minus_one_as_a_class_outside_the_label_column(ca
         plan = label_group_plan(metadata, "hat", group_size=8, epochs=1, seed=0)
     assert (metadata["hat"].to_numpy()[plan] == "no").all()
     assert "leave out 1 value(s)" in caplog.text and "yes (6)" in caplog.text
+
+
+def test_label_group_plan_names_an_empty_column():
+    metadata = image_table(np.zeros(10), np.array(["train"] * 10), "folder")
+    metadata["hair"] = pd.Series([None] * 10, dtype="string")
+    with pytest.raises(ValueError, match="'hair' has no value on any training image: set groups.training.label_column"):
+        label_group_plan(metadata, "hair", 2, 1, 0)

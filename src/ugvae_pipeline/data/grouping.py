@@ -141,7 +141,8 @@ def label_group_plan(
     if not len(train):
         raise ValueError(
             f"groups formed by labels need labelled training images, but {column!r} has no value "
-            "other than -1 (an unlabelled source): set groups.training.label_column to a labelled "
+            + ("other than -1 (an unlabelled source)" if column == "label" else "on any training image")
+            + ": set groups.training.label_column to a labelled "
             "metadata column (e.g. a CelebA attribute such as Male), or use a model trained without "
             "labels (model.name=ugvae, beta_vae or gmvae)"
         )
