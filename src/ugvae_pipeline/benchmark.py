@@ -58,7 +58,7 @@ COLUMNS = [
     "architecture", "groups_per_step", "group_size", "images_per_step", "model", "device",
     "precision", "compiled", "threads", "rounds", "steps_per_round", "step_ms_median", "step_ms_min",
     "step_ms_max", "images_per_second", "time_vs_floor", "speedup_vs_anchor", "peak_memory_mb",
-    "peak_memory_kind", "state_memory_mb",
+    "peak_memory_kind", "state_memory_mb", "kernel_time_fraction",
 ]
 DEFAULT_DIR = Path("data/08_reporting/benchmark")
 LEARNING_RATE = 5e-3  # official
@@ -187,6 +187,33 @@ def state_memory_mb(model: nn.Module) -> float:
     return 4 * sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
 
 
+def kernel_time_fraction(step: Callable[[], Tensor], device: torch.device, steps: int = 10) -> float:
+    """Share of ``steps`` training steps' wall time in which the GPU ran kernels; NaN off CUDA.
+
+    From ``torch.profiler``: the summed duration of the device's kernels (memory copies and
+    sets left out) over the wall-clock time of the profiled steps. The profiler's own CPU
+    overhead lengthens the wall time a little, so this is a lower bound.
+    """
+    if device.type != "cuda":
+        return math.nan
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    _synchronize(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _synchronize(device)
+        wall = time.perf_counter() - start
+    kernel_us = sum(
+        event.self_device_time_total
+        for event in prof.key_averages()
+        if event.device_type == DeviceType.CUDA and not event.key.startswith(("Memcpy", "Memset"))
+    )
+    return kernel_us / 1e6 / wall
+
+
 # -- timing ----------------------------------------------------------------------------------
 @dataclass
 class Timing:
@@ -273,6 +300,7 @@ def benchmark_config(
             log.info("%s %s G=%d compiled in %.1f s", architecture, name, groups_per_step, time.perf_counter() - start)
     timings = time_interleaved(steps, device, warmup, repeat, round_seconds)
     memory = {name: measure_peak_memory(steps[name], device) for name in models}
+    kernel_share = {name: kernel_time_fraction(steps[name], device) for name in models}
     images = groups_per_step * group_size
     rows = []
     for name in models:
@@ -302,6 +330,7 @@ def benchmark_config(
             "peak_memory_mb": memory[name][0],
             "peak_memory_kind": memory[name][1],
             "state_memory_mb": state_memory_mb(built[name]),
+            "kernel_time_fraction": kernel_share[name],
         }
         rows.append(row)
     return rows
@@ -428,7 +457,10 @@ def log_to_mlflow(table: pd.DataFrame, output: Path, args: argparse.Namespace) -
         )
         for row in table.itertuples():
             prefix = f"{row.architecture}.g{row.groups_per_step}.{row.model}"
-            for column in ("images_per_second", "step_ms_median", "time_vs_floor", "speedup_vs_anchor", "peak_memory_mb"):
+            for column in (
+                "images_per_second", "step_ms_median", "time_vs_floor", "speedup_vs_anchor",
+                "peak_memory_mb", "kernel_time_fraction",
+            ):
                 value = float(getattr(row, column))
                 if math.isfinite(value):
                     mlflow.log_metric(f"{prefix}.{column}", value)
@@ -436,10 +468,11 @@ def log_to_mlflow(table: pd.DataFrame, output: Path, args: argparse.Namespace) -
 
 
 def format_table(table: pd.DataFrame) -> str:
-    shown = table[
-        ["architecture", "groups_per_step", "model", "step_ms_median", "images_per_second",
-         "time_vs_floor", "speedup_vs_anchor", "peak_memory_mb"]
-    ]
+    columns = ["architecture", "groups_per_step", "model", "step_ms_median", "images_per_second",
+               "time_vs_floor", "speedup_vs_anchor", "peak_memory_mb"]
+    if table["kernel_time_fraction"].notna().any():  # on CUDA
+        columns.append("kernel_time_fraction")
+    shown = table[columns]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.2f}")
 
 
