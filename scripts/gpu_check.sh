@@ -2,8 +2,8 @@
 # The GPU checks in one run, for a machine with a CUDA device (e.g. the device tool's GPU
 # machine): the GPU tests, then the benchmark table on the GPU in bf16 (eager, every
 # architecture and groups-per-step value) and compiled (conv64, 8 groups per step: the
-# issue's >= 10x target row). Each part has its own time limit; the whole run stays under
-# about 9 minutes on an H200.
+# issue's >= 10x target row). Each part has its own time limit (200 + 150 + 200 s at most);
+# each benchmark writes its table after every configuration, so a part cut short keeps its rows.
 #
 # Needs python3 with torch (CUDA), numpy, pandas and pytest only: no Kedro, MLflow or
 # torchvision, so a GPU machine's own Python will do (the package is used from src/).
@@ -24,14 +24,14 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
   2>&1 | tee -a "$OUT/gpu.txt" || status=1
 
 echo "== GPU tests"
-timeout 240 $PY -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" || status=1
+timeout 200 $PY -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" || status=1
 
 echo "== benchmark, bf16, eager"
 timeout 150 $PY -m ugvae_pipeline.benchmark --device cuda --precision bf16 --repeat 10 \
   --output "$OUT/benchmark_bf16.csv" 2>&1 | tee "$OUT/benchmark.log" || status=1
 
 echo "== benchmark, bf16, compiled (conv64, 8 groups per step)"
-timeout 150 $PY -m ugvae_pipeline.benchmark --device cuda --precision bf16 --repeat 10 --compile \
+timeout 200 $PY -m ugvae_pipeline.benchmark --device cuda --precision bf16 --repeat 10 --compile \
   --architectures conv64 --groups-per-step 8 --output "$OUT/benchmark_bf16_compiled.csv" \
   2>&1 | tee -a "$OUT/benchmark.log" || status=1
 

@@ -187,20 +187,26 @@ def state_memory_mb(model: nn.Module) -> float:
     return 4 * sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
 
 
-def kernel_time_fraction(step: Callable[[], Tensor], device: torch.device, steps: int = 10) -> float:
-    """Share of ``steps`` training steps' wall time in which the GPU ran kernels; NaN off CUDA.
+def kernel_time_fraction(
+    step: Callable[[], Tensor], device: torch.device, step_seconds: float, budget_seconds: float = 0.3
+) -> float:
+    """Share of a few training steps' wall time in which the GPU ran kernels; NaN off CUDA.
 
-    From ``torch.profiler``: the summed duration of the device's kernels (memory copies and
-    sets left out) over the wall-clock time of the profiled steps. The profiler's own CPU
-    overhead lengthens the wall time a little, so this is a lower bound.
+    From ``torch.profiler`` (device activity only): the summed duration of the device's
+    kernels over the wall-clock time of the profiled steps, as many as fit in about
+    ``budget_seconds`` (at least 2, at most 10). Memory copies and sets are left out, and so
+    are user-annotation spans (``record_function`` ranges such as the optimizer step or a
+    compiled graph's call), which cover kernels already counted. The profiler's own overhead
+    lengthens the wall time a little, so this is a lower bound.
     """
     if device.type != "cuda":
         return math.nan
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
+    steps = max(2, min(10, round(budget_seconds / max(step_seconds, 1e-6))))
     _synchronize(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
         start = time.perf_counter()
         for _ in range(steps):
             step()
@@ -209,7 +215,9 @@ def kernel_time_fraction(step: Callable[[], Tensor], device: torch.device, steps
     kernel_us = sum(
         event.self_device_time_total
         for event in prof.key_averages()
-        if event.device_type == DeviceType.CUDA and not event.key.startswith(("Memcpy", "Memset"))
+        if event.device_type == DeviceType.CUDA
+        and not getattr(event, "is_user_annotation", False)
+        and not event.key.startswith(("Memcpy", "Memset"))
     )
     return kernel_us / 1e6 / wall
 
@@ -234,8 +242,9 @@ def time_interleaved(
     """Median per-step time of each step function, measured in interleaved rounds.
 
     After ``warmup`` steps of each, ``repeat`` rounds each run a block of steps of every
-    function in a rotating order; blocks are long enough (about ``round_seconds`` for the
-    fastest function) that timer and synchronisation overheads do not matter.
+    function in a rotating order; each function's block lasts about ``round_seconds`` (at
+    least one step, at most 50), long enough that timer and synchronisation overheads do not
+    matter, and a slow function does not multiply the run's length.
     """
     names = list(steps)
     estimate = {}
@@ -246,18 +255,20 @@ def time_interleaved(
             steps[name]()
             _synchronize(device)
             estimate[name] = time.perf_counter() - start
-    per_round = max(1, min(50, round(round_seconds / max(min(estimate.values()), 1e-6))))
+    per_round = {
+        name: max(1, min(50, round(round_seconds / max(estimate[name], 1e-6)))) for name in names
+    }
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeat):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             _synchronize(device)
             start = time.perf_counter()
-            for _ in range(per_round):
+            for _ in range(per_round[name]):
                 steps[name]()
             _synchronize(device)
-            samples[name].append((time.perf_counter() - start) / per_round * 1e3)
+            samples[name].append((time.perf_counter() - start) / per_round[name] * 1e3)
     return {
-        name: Timing(statistics.median(v), min(v), max(v), repeat, per_round)
+        name: Timing(statistics.median(v), min(v), max(v), repeat, per_round[name])
         for name, v in samples.items()
     }
 
@@ -300,7 +311,9 @@ def benchmark_config(
             log.info("%s %s G=%d compiled in %.1f s", architecture, name, groups_per_step, time.perf_counter() - start)
     timings = time_interleaved(steps, device, warmup, repeat, round_seconds)
     memory = {name: measure_peak_memory(steps[name], device) for name in models}
-    kernel_share = {name: kernel_time_fraction(steps[name], device) for name in models}
+    kernel_share = {
+        name: kernel_time_fraction(steps[name], device, timings[name].median_ms / 1e3) for name in models
+    }
     images = groups_per_step * group_size
     rows = []
     for name in models:
@@ -424,6 +437,7 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     output = args.output or default_output()
     if output.exists():
         raise FileExistsError(f"{output} exists; the benchmark never overwrites a table")
+    output.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for architecture in args.architectures:
         for groups in args.groups_per_step:
@@ -432,9 +446,8 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
                 args.warmup, args.repeat, tuple(args.models), args.seed, args.round_seconds,
                 args.compile,
             )
-    table = pd.DataFrame(rows, columns=COLUMNS)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output, index=False)
+            table = pd.DataFrame(rows, columns=COLUMNS)
+            table.to_csv(output, index=False)  # after each configuration: a stopped run keeps its rows
     if args.mlflow:
         log_to_mlflow(table, output, args)
     return table, output
