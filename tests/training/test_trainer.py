@@ -130,18 +130,26 @@ def test_progress_off_read_by_yaml_as_false_means_off():
     assert TrainConfig.from_dict({"progress": False}).progress == "off"
 
 
+SHORT_RUN_SEED = 4
+
+
+def _ten_steps(mnist, **train_settings):
+    """A seeded UG-VAE trained for one epoch of 10 groups of 32 digits: ``(model, history)``."""
+    images, metadata = mnist
+    plan = random_group_plan(split_indices(metadata, "train")[:320], 32, epochs=1, seed=SHORT_RUN_SEED)
+    heldout = random_groups(split_indices(metadata, "heldout"), 1, 32, seed=0)
+    config = TrainConfig(epochs=1, group_size=32, progress="off", seed=SHORT_RUN_SEED, **train_settings)
+    seed_everything(SHORT_RUN_SEED)
+    return train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
+
+
 def test_compiled_training_matches_eager(mnist):
     """``train.compile: true`` trains the same model: torch.compile changes only the speed."""
-    images, metadata = mnist
-    plan = random_group_plan(split_indices(metadata, "train")[:320], 32, epochs=1, seed=4)
-    heldout = random_groups(split_indices(metadata, "heldout"), 1, 32, seed=0)
     results, graphs = {}, {}
     for compiled in (False, True):
-        config = TrainConfig(epochs=1, group_size=32, progress="off", seed=4, compile=compiled)
         torch._dynamo.reset()
         counters.clear()
-        seed_everything(4)
-        results[compiled] = train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
+        results[compiled] = _ten_steps(mnist, compile=compiled)
         graphs[compiled] = counters["stats"]["unique_graphs"]
     assert graphs[False] == 0 and graphs[True] > 0  # the compiled run did run compiled graphs
     (eager, eager_history), (compiled, compiled_history) = results[False], results[True]
@@ -149,7 +157,8 @@ def test_compiled_training_matches_eager(mnist):
     eager_weights, compiled_weights = eager.state_dict(), compiled.state_dict()
     assert eager_weights.keys() == compiled_weights.keys()
     moved = False
-    initial = (seed_everything(4), UGVAE(UGVAEConfig()).state_dict())[1]
+    seed_everything(SHORT_RUN_SEED)
+    initial = UGVAE(UGVAEConfig()).state_dict()
     for name, weight in eager_weights.items():
         # 10 Adam steps: the kernels' float order differs, the optimisation does not
         torch.testing.assert_close(compiled_weights[name], weight, rtol=1e-3, atol=1e-4, msg=name)
@@ -170,13 +179,9 @@ def test_bf16_autocast_trains_fp32_weights_with_an_fp32_objective(mnist):
     assert output.reconstruction.dtype == torch.bfloat16  # the decoder ran in bf16
     assert all(getattr(output.terms, name).dtype == torch.float32 for name in output.terms.NAMES)
 
-    plan = random_group_plan(split_indices(metadata, "train")[:320], 32, epochs=1, seed=4)
-    heldout = random_groups(split_indices(metadata, "heldout"), 1, 32, seed=0)
     histories = {}
     for precision in ("fp32", "bf16"):
-        config = TrainConfig(epochs=1, group_size=32, progress="off", seed=4, precision=precision)
-        seed_everything(4)
-        trained, histories[precision] = train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
+        trained, histories[precision] = _ten_steps(mnist, precision=precision)
         assert all(p.dtype == torch.float32 for p in trained.parameters())
     for column in ("train_loss", "heldout_loss"):
         fp32, bf16 = histories["fp32"][column].iloc[0], histories["bf16"][column].iloc[0]
