@@ -25,22 +25,30 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 MODELS = ("ugvae", "beta_vae", "gmvae", "mlvae")
 ENVS = ("base", "domain_alignment")
 EXPERIMENT = "ugvae_results"
 
 
-def tracking_uri(project: Path) -> str:
-    """The tracking URI kedro-mlflow uses: conf/local/mlflow.yml over conf/base/mlflow.yml."""
-    for env in ("local", "base"):
-        path = project / "conf" / env / "mlflow.yml"
-        if path.exists():
-            uri = ((yaml.safe_load(path.read_text()) or {}).get("server") or {}).get("mlflow_tracking_uri")
-            if uri:
-                return uri
-    return "sqlite:///mlflow.db"
+def run_config(project: Path, env: str) -> tuple[str, str]:
+    """``(tracking URI, evaluation-group strategy)`` of ``kedro run`` in ``env``.
+
+    Read through Kedro's own config loader with the project's settings, as a run sees them:
+    ``base`` is run without ``--env`` (conf/local over conf/base), any other environment
+    over conf/base; ``mlflow.yml`` under the pattern kedro-mlflow registers.
+    """
+    from kedro.config import OmegaConfigLoader
+
+    from ugvae_pipeline.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        conf_source=str(project / "conf"),
+        env=None if env == "base" else env,
+        config_patterns={"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]},
+        **CONFIG_LOADER_ARGS,
+    )
+    uri = loader["mlflow"]["server"]["mlflow_tracking_uri"]
+    return uri, loader["parameters"]["groups"]["evaluation"]["strategy"]
 
 
 def done_runs(uri: str) -> set[tuple[str, str, int]]:
@@ -73,15 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{name} {values}: choose from {list(valid)}")
 
     project = Path.cwd()
-    done = set() if args.redo else done_runs(tracking_uri(project))
-    evaluation_groups = {"base": "series", "domain_alignment": "domain"}  # groups.evaluation.strategy
+    configs = {env: run_config(project, env) for env in envs}
+    done = {env: set() if args.redo else done_runs(uri) for env, (uri, _) in configs.items()}
     kedro = [sys.executable, "-m", "kedro", "run"]
     env_vars = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
     for env in envs:
         for model in models:
             for seed in args.seeds:
                 label = f"{env} / {model} / seed {seed}"
-                if (evaluation_groups[env], model, seed) in done:
+                if (configs[env][1], model, seed) in done[env]:
                     print(f"[results] {label}: already in {EXPERIMENT}, skipped", flush=True)
                     continue
                 params = f"model.name={model},train.seed={seed},mlflow_experiment={EXPERIMENT},train.progress=log,extract.progress=log"
