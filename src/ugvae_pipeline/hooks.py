@@ -15,7 +15,12 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 from mlflow import MlflowClient
 
-from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
+from ugvae_pipeline.data.params import (
+    check_data_parameters,
+    check_evaluate_parameters,
+    check_extract_parameters,
+    check_groups_parameters,
+)
 from ugvae_pipeline.models import model_config_from_params
 from ugvae_pipeline.models.registry import configured_name, training_groups
 from ugvae_pipeline.training.config import TrainConfig
@@ -32,6 +37,7 @@ VALIDATORS = {
     "params:train": TrainConfig.from_dict,
     "params:data": check_data_parameters,
     "params:groups": check_groups_parameters,
+    "params:extract": check_extract_parameters,
 }
 
 
@@ -49,6 +55,11 @@ class ValidateParametersHook:
         for name, validate in VALIDATORS.items():
             if name in inputs:
                 validate(catalog.load(name))
+        if "params:evaluate" in inputs:  # the groups it interpolates between are set in groups:
+            groups = catalog.load("params:groups")
+            if "params:groups" not in inputs:  # checked above otherwise
+                check_groups_parameters(groups)
+            check_evaluate_parameters(catalog.load("params:evaluate"), groups)
 
 
 class MlflowRunTagsHook:

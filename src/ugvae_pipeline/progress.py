@@ -15,6 +15,15 @@ MODES = ("auto", "bar", "log", "off")
 _log = logging.getLogger(__name__)
 
 
+def progress_mode(value: object, name: str = "progress") -> str:
+    """A progress mode from a parameter ``name``; YAML 1.1 reads an unquoted ``off`` as false."""
+    if value is False:
+        value = "off"
+    if value not in MODES:
+        raise ValueError(f"{name}={value!r} is unknown; use one of {MODES}")
+    return value
+
+
 class Progress:
     """Progress of ``total`` items of ``unit`` (e.g. ``images``, ``steps``, ``groups``).
 
@@ -36,8 +45,7 @@ class Progress:
         log_every: int | None = None,
         logger: logging.Logger | None = None,
     ):
-        if mode not in MODES:
-            raise ValueError(f"progress mode {mode!r} is unknown; use one of {MODES}")
+        mode = progress_mode(mode)
         if mode == "auto":
             mode = "bar" if sys.stderr.isatty() else "log"
         self.total, self.desc, self.unit, self.mode = total, desc, unit, mode

@@ -1,16 +1,68 @@
-"""Type and range checks of the data: and groups: parameters, naming the parameter."""
+"""Checks of the data:, groups:, extract: and evaluate: parameters, naming the parameter."""
 
 import pytest
-import yaml
+from kedro.config import OmegaConfigLoader
 
 from tests.conftest import PROJECT_ROOT
-from ugvae_pipeline.data.params import check_data_parameters, check_groups_parameters
+from ugvae_pipeline.data.params import (
+    check_data_parameters,
+    check_evaluate_parameters,
+    check_extract_parameters,
+    check_groups_parameters,
+)
+from ugvae_pipeline.settings import CONFIG_LOADER_ARGS
 
 
-def test_the_shipped_defaults_pass():
-    conf = PROJECT_ROOT / "conf" / "base"
-    check_data_parameters(yaml.safe_load((conf / "parameters_ingestion.yml").read_text())["data"])
-    check_groups_parameters(yaml.safe_load((conf / "parameters_grouping.yml").read_text())["groups"])
+def _parameters(env):
+    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+
+
+@pytest.mark.parametrize("env", [None, "celeba", "domain_alignment", "official"])
+def test_the_shipped_parameters_of_every_environment_pass(env):
+    params = _parameters(env)
+    check_data_parameters(params["data"])
+    check_groups_parameters(params["groups"])
+    check_extract_parameters(params["extract"])
+    check_evaluate_parameters(params["evaluate"], params["groups"])
+
+
+def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have():
+    params = _parameters(None)
+    groups, evaluate = params["groups"], params["evaluate"]
+    groups["evaluation"]["strategy"] = "attribute"  # Black_Hair=1, Blond_Hair=1 (and random)
+    with pytest.raises(ValueError, match=r"from_type='even' is not a group type of groups.evaluation.strategy=attribute; "
+                       r"choose one of \['Black_Hair=1', 'Blond_Hair=1', 'random'\]"):
+        check_evaluate_parameters(evaluate, groups)
+    evaluate["interpolation"].update(from_type="Blond_Hair=1", to_type="random")
+    check_evaluate_parameters(evaluate, groups)
+    groups["evaluation"]["random"]["n_groups"] = 0  # no random reference groups to interpolate to
+    with pytest.raises(ValueError, match=r"to_type='random' is not a group type"):
+        check_evaluate_parameters(evaluate, groups)
+    groups["evaluation"]["strategy"] = "class"  # types depend on the data; their form does not
+    evaluate["interpolation"].update(from_type="label=3", to_type="label=8")
+    check_evaluate_parameters(evaluate, groups)
+    groups["evaluation"]["strategy"] = "domain"
+    groups["domain"]["domains"] = None  # in ingestion order: known once the data is
+    check_evaluate_parameters(evaluate, groups)
+
+
+@pytest.mark.parametrize(
+    "check, params, message",
+    [
+        (check_data_parameters, {"source": "svhn"}, r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"),
+        (check_groups_parameters, {"training": {"strategy": "sorted"}}, r"groups.training.strategy='sorted' is unknown"),
+        (check_groups_parameters, {"evaluation": {"strategy": "hair"}}, r"groups.evaluation.strategy='hair' is unknown; choose one of \['attribute'"),
+        (check_extract_parameters, {"groups_per_chunk": 0}, r"extract.groups_per_chunk must be an integer >= 1, got 0"),
+        (check_extract_parameters, {"progress": "quiet"}, r"extract.progress='quiet' is unknown; use one of"),
+    ],
+)
+def test_unknown_names_are_refused_naming_the_valid_ones(check, params, message):
+    with pytest.raises(ValueError, match=message):
+        check(params)
+
+
+def test_an_unquoted_off_is_the_off_progress_mode():
+    check_extract_parameters({"progress": False})  # YAML 1.1 reads `progress: off` as false
 
 
 @pytest.mark.parametrize(

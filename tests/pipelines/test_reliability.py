@@ -79,20 +79,28 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
 
 
 @pytest.mark.parametrize(
-    "params, message",
+    "pipeline, params, message",
     [
-        ({"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
-        ({"data": {"heldout_fraction": "0.2"}}, r"data.heldout_fraction must be a number in \(0, 1\)"),
-        ({"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
-        ({"model": {"name": "vqvae"}}, r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"),
-        ({"model": {"name": "beta_vae", "beta": -1}}, r"model.beta must be a number >= 0"),
+        ("train", {"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
+        ("train", {"data": {"heldout_fraction": "0.2"}}, r"data.heldout_fraction must be a number in \(0, 1\)"),
+        ("train", {"data": {"source": "svhn"}}, r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"),
+        ("train", {"groups": {"evaluation": {"strategy": "hair"}}}, r"groups.evaluation.strategy='hair' is unknown"),
+        ("train", {"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
+        ("train", {"train": {"device": "cuda:x"}}, r"train.device='cuda:x' is unknown; use one of .* or cuda:N"),
+        ("train", {"model": {"name": "vqvae"}}, r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"),
+        ("train", {"model": {"name": "beta_vae", "beta": -1}}, r"model.beta must be a number >= 0"),
+        ("__default__", {"extract": {"progress": "quiet"}}, r"extract.progress='quiet' is unknown; use one of"),
+        # a full run would train, then fail at the evaluation: class groups are named label=<k>
+        ("__default__", {"groups": {"evaluation": {"strategy": "class"}}},
+         r"evaluate.interpolation.from_type='even' is not a class group type: class groups are named 'label=<value>'"),
     ],
-    ids=["groups", "data", "train", "model_name", "beta_vae_beta"],
+    ids=["groups", "data", "data_source", "evaluation_strategy", "train", "train_device", "model_name",
+         "beta_vae_beta", "extract_progress", "interpolation_types"],
 )
-def test_bad_parameters_stop_the_run_before_any_node(project_copy, params, message):
+def test_bad_parameters_stop_the_run_before_any_node(project_copy, pipeline, params, message):
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(ValueError, match=message):
-        run_kedro(project_copy, "train", params)
+        run_kedro(project_copy, pipeline, params)
     assert not (project_copy / "data" / "02_intermediate").exists()
     assert mlflow.active_run() is None  # no MLflow run was opened, to be left RUNNING
     assert _runs(project_copy)[1] == []

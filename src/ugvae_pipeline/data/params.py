@@ -1,16 +1,21 @@
-"""Type and range checks of the ``data:`` and ``groups:`` parameter groups, by key name.
+"""Checks of the ``data:``, ``groups:``, ``extract:`` and ``evaluate:`` parameter groups.
 
 Run by the parameter validation hook before any node, so a value like
-``groups.heldout.group_size=-1`` or ``data.heldout_fraction="0.2"`` stops the run at once,
-naming the parameter, instead of failing deep inside NumPy. Which sources and strategies exist
-is checked where they are chosen (``load_source``, the grouping nodes).
+``groups.heldout.group_size=-1``, ``data.heldout_fraction="0.2"``, an unknown
+``data.source`` or strategy, or an interpolation between group types the evaluation groups
+will not have, stops the run at once, naming the parameter, instead of failing deep inside
+NumPy or after training. Types and ranges are checked by key name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-COUNTS = ("n_groups", "group_size", "groups_per_series", "n_numbers", "image_size")  # integers >= 1
+from ugvae_pipeline.data.sources import SOURCES
+from ugvae_pipeline.data.strategies import check_interpolation_types, check_strategy_names
+from ugvae_pipeline.progress import progress_mode
+
+COUNTS = ("n_groups", "group_size", "groups_per_series", "n_numbers", "image_size", "groups_per_chunk")  # >= 1
 OPTIONAL_COUNTS = ("limit", "crop_size")  # integers >= 1, or null
 SEEDS = ("seed", "split_seed")  # integers >= 0
 FLAGS = ("skip_bad_images", "download", "exclusive")  # true / false
@@ -41,6 +46,8 @@ def _check(name: str, key: str, value: Any) -> None:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     elif key == "channels" and value not in (1, 3):
         raise ValueError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
+    elif key == "progress":
+        progress_mode(value, name)
 
 
 def check_parameters(group: str, params: Any, prefix: str | None = None) -> None:
@@ -58,7 +65,20 @@ def check_parameters(group: str, params: Any, prefix: str | None = None) -> None
 
 def check_data_parameters(params: dict) -> None:
     check_parameters("data", params)
+    source = params.get("source")
+    if source not in SOURCES:
+        raise ValueError(f"data.source={source!r} is unknown; choose one of {sorted(SOURCES)}")
 
 
 def check_groups_parameters(params: dict) -> None:
     check_parameters("groups", params)
+    check_strategy_names(params)
+
+
+def check_extract_parameters(params: dict) -> None:
+    check_parameters("extract", params)
+
+
+def check_evaluate_parameters(params: dict, groups_params: dict) -> None:
+    """The interpolation's group types against the evaluation groups ``groups_params`` will build."""
+    check_interpolation_types(params, groups_params)

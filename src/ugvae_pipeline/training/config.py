@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ugvae_pipeline.progress import progress_mode
 from ugvae_pipeline.validation import dataclass_kwargs
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
-PROGRESS = ("auto", "bar", "log", "off")
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,11 @@ class TrainConfig:
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
             raise ValueError(f"train.learning_rate must be a number in (0, 1], got {lr!r}")
-        device = str(self.device)
-        if device.split(":")[0] not in DEVICES:
+        if str(self.device) not in DEVICES and not re.fullmatch(r"cuda:\d+", str(self.device)):
             raise ValueError(f"train.device={self.device!r} is unknown; use one of {DEVICES} or cuda:N")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}")
-        if self.progress not in PROGRESS:
-            raise ValueError(f"train.progress={self.progress!r} is unknown; use one of {PROGRESS}")
+        progress_mode(self.progress, "train.progress")
         warmup = self.global_kl_warmup_epochs
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not warmup >= 0:
             raise ValueError(
@@ -93,8 +92,8 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a parameters mapping; unknown keys are an error naming the valid ones."""
         kwargs = dataclass_kwargs(cls, values, "train")
-        if kwargs.get("progress") is False:  # YAML 1.1 reads an unquoted `off` as false
-            kwargs["progress"] = "off"
+        if "progress" in kwargs:  # YAML 1.1 reads an unquoted `off` as false
+            kwargs["progress"] = progress_mode(kwargs["progress"], "train.progress")
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import pandas as pd
 from ugvae_pipeline.evaluation.encoding import encode_groups
 from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
 from ugvae_pipeline.models.registry import configured_name, model_name
+from ugvae_pipeline.progress import progress_mode
 
 
 def extract_codes(
@@ -31,7 +32,7 @@ def extract_codes(
         )
     codes = encode_groups(
         model, images, groups, chunk=extract_params["groups_per_chunk"],
-        progress=extract_params.get("progress", "auto"),
+        progress=progress_mode(extract_params.get("progress", "auto"), "extract.progress"),
     )
     return (
         global_code_table(codes, group_metadata),

@@ -8,22 +8,17 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.data.grouping import (
-    attribute_groups,
-    class_groups,
     domain_group_plan,
-    domain_groups,
     group_table,
     label_group_plan,
     random_group_plan,
     random_groups,
     split_indices,
 )
-from ugvae_pipeline.data.series import series_groups
+from ugvae_pipeline.data.strategies import EVALUATION_STRATEGIES, TRAINING_STRATEGIES
 from ugvae_pipeline.models.registry import configured_name, training_groups
 
 log = logging.getLogger(__name__)
-
-TRAINING_STRATEGIES = ("random", "mixed_domains", "labels")
 
 
 def build_training_groups(
@@ -64,26 +59,6 @@ def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> 
         seed=heldout_params["seed"],
     )
     return groups, group_table(len(groups), "random", "random")
-
-
-def _series(metadata: pd.DataFrame, params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    groups, table, _ = series_groups(
-        metadata["label"].to_numpy(), split_indices(metadata, "heldout"), params["groups_per_series"],
-        params["group_size"], tuple(params["names"]), n_numbers=params["n_numbers"], seed=params["seed"],
-    )
-    return groups, table
-
-
-def _keyword(function):
-    return lambda metadata, params: function(metadata, **params)
-
-
-EVALUATION_STRATEGIES = {
-    "series": _series,  # MNIST digit series (SPEC §6)
-    "class": _keyword(class_groups),  # members share a label
-    "attribute": _keyword(attribute_groups),  # members share an attribute value (CelebA)
-    "domain": _keyword(domain_groups),  # single-domain groups of A and of B, and mixed groups
-}
 
 
 def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -> tuple[np.ndarray, pd.DataFrame]:

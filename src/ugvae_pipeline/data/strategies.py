@@ -1,0 +1,87 @@
+"""The group-forming strategies by name, and the group types each one names in advance.
+
+``groups.training.strategy`` is one of :data:`TRAINING_STRATEGIES`; ``groups.evaluation.strategy``
+one of :data:`EVALUATION_STRATEGIES`, each building held-out groups from its own parameter block
+(``groups.<strategy>``). The parameter validation hook checks both names, and the
+interpolation's group types, before any node runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ugvae_pipeline.data.grouping import attribute_groups, class_groups, domain_groups, split_indices
+from ugvae_pipeline.data.series import series_groups
+
+TRAINING_STRATEGIES = ("random", "mixed_domains", "labels")
+
+GroupBuilder = Callable[[pd.DataFrame, dict], "tuple[np.ndarray, pd.DataFrame]"]
+
+
+def _series(metadata: pd.DataFrame, params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    groups, table, _ = series_groups(
+        metadata["label"].to_numpy(), split_indices(metadata, "heldout"), params["groups_per_series"],
+        params["group_size"], tuple(params["names"]), n_numbers=params["n_numbers"], seed=params["seed"],
+    )
+    return groups, table
+
+
+def _keyword(function: Callable[..., Any]) -> GroupBuilder:
+    return lambda metadata, params: function(metadata, **params)
+
+
+EVALUATION_STRATEGIES: dict[str, GroupBuilder] = {
+    "series": _series,  # MNIST digit series (SPEC §6)
+    "class": _keyword(class_groups),  # members share a label
+    "attribute": _keyword(attribute_groups),  # members share an attribute value (CelebA)
+    "domain": _keyword(domain_groups),  # single-domain groups of A and of B, and mixed groups
+}
+
+
+def check_strategy_names(groups_params: dict) -> None:
+    """``groups.training.strategy`` and ``groups.evaluation.strategy`` name known strategies."""
+    for stage, valid in (("training", TRAINING_STRATEGIES), ("evaluation", sorted(EVALUATION_STRATEGIES))):
+        strategy = (groups_params.get(stage) or {}).get("strategy")
+        if strategy is not None and strategy not in valid:
+            raise ValueError(f"groups.{stage}.strategy={strategy!r} is unknown; choose one of {list(valid)}")
+
+
+def evaluation_group_types(groups_params: dict) -> list[str] | None:
+    """The ``group_type`` values the evaluation groups will have, where the parameters name them
+    (``None`` where they depend on the data: class groups, domains in ingestion order)."""
+    evaluation = groups_params["evaluation"]
+    strategy = evaluation["strategy"]
+    block = groups_params.get(strategy) or {}
+    if strategy == "series":
+        types = list(block["names"])
+    elif strategy == "attribute":
+        types = [str(spec) for spec in block["group_types"]]
+    elif strategy == "domain" and block.get("domains"):
+        types = [*block["domains"], "mixed"]
+    else:
+        return None
+    return types + (["random"] if (evaluation.get("random") or {}).get("n_groups") else [])
+
+
+def check_interpolation_types(evaluate_params: dict, groups_params: dict) -> None:
+    """``evaluate.interpolation.from_type`` / ``to_type`` are group types the evaluation groups
+    will have, so a full run does not train for nothing and fail at the evaluation."""
+    interpolation = evaluate_params.get("interpolation") or {}
+    strategy = groups_params["evaluation"]["strategy"]
+    types = evaluation_group_types(groups_params)
+    for key in ("from_type", "to_type"):
+        value = interpolation.get(key)
+        if types is not None and value not in types:
+            raise ValueError(
+                f"evaluate.interpolation.{key}={value!r} is not a group type of "
+                f"groups.evaluation.strategy={strategy}; choose one of {types}"
+            )
+        column = (groups_params.get("class") or {}).get("column", "label")
+        if strategy == "class" and value != "random" and not str(value).startswith(f"{column}="):
+            raise ValueError(
+                f"evaluate.interpolation.{key}={value!r} is not a class group type: class groups are "
+                f"named '{column}=<value>' (groups.class.column={column}), e.g. {column}=0"
+            )
