@@ -84,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     configs = {env: run_config(project, env) for env in envs}
     done = {env: set() if args.redo else done_runs(uri) for env, (uri, _) in configs.items()}
     kedro = [sys.executable, "-m", "kedro", "run"]
-    env_vars = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"}
+    # the base study is `kedro run` without --env (conf/local over conf/base), whatever KEDRO_ENV says
+    env_vars = {key: value for key, value in os.environ.items() if key != "KEDRO_ENV"}
+    env_vars["KEDRO_DISABLE_TELEMETRY"] = "true"
     for env in envs:
         for model in models:
             for seed in args.seeds:

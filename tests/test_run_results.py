@@ -20,13 +20,14 @@ def run_results():
 
 
 def test_run_config_follows_the_project_configuration(run_results, tmp_path):
-    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    # the project's environments, with an empty conf/local (not the developer's own)
+    shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
+    local = tmp_path / "conf" / "local"
+    local.mkdir()
     assert run_results.run_config(tmp_path, "base") == ("sqlite:///mlflow.db", "series")
     assert run_results.run_config(tmp_path, "domain_alignment") == ("sqlite:///mlflow.db", "domain")
 
     # conf/local overrides a plain `kedro run` (the base study), not an --env run
-    local = tmp_path / "conf" / "local"
-    local.mkdir(exist_ok=True)
     (local / "mlflow.yml").write_text("server:\n  mlflow_tracking_uri: sqlite:///elsewhere.db\n")
     (local / "parameters.yml").write_text("groups:\n  evaluation:\n    strategy: class\n")
     assert run_results.run_config(tmp_path, "base") == ("sqlite:///elsewhere.db", "class")

@@ -17,7 +17,7 @@ def _parameters(env):
     return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
 
 
-@pytest.mark.parametrize("env", [None, "celeba", "domain_alignment", "official"])
+@pytest.mark.parametrize("env", ["base", "celeba", "domain_alignment", "official"])
 def test_the_shipped_parameters_of_every_environment_pass(env):
     params = _parameters(env)
     check_data_parameters(params["data"])
@@ -27,7 +27,7 @@ def test_the_shipped_parameters_of_every_environment_pass(env):
 
 
 def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have():
-    params = _parameters(None)
+    params = _parameters("base")
     groups, evaluate = params["groups"], params["evaluate"]
     groups["evaluation"]["strategy"] = "attribute"  # Black_Hair=1, Blond_Hair=1 (and random)
     with pytest.raises(ValueError, match=r"from_type='even' is not a group type of groups.evaluation.strategy=attribute; "
@@ -38,12 +38,27 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
     groups["evaluation"]["random"]["n_groups"] = 0  # no random reference groups to interpolate to
     with pytest.raises(ValueError, match=r"to_type='random' is not a group type"):
         check_evaluate_parameters(evaluate, groups)
-    groups["evaluation"]["strategy"] = "class"  # types depend on the data; their form does not
-    evaluate["interpolation"].update(from_type="label=3", to_type="label=8")
+    groups["attribute"]["n_random_groups"] = 5  # attribute groups can bring their own random ones
     check_evaluate_parameters(evaluate, groups)
+    groups["evaluation"]["strategy"] = "class"  # types depend on the data; their form does not
+    evaluate["interpolation"]["from_type"] = "label=3"
+    with pytest.raises(ValueError, match=r"to_type='random' but there are no random evaluation groups"):
+        check_evaluate_parameters(evaluate, groups)
+    evaluate["interpolation"]["to_type"] = "label=8"
+    check_evaluate_parameters(evaluate, groups)
+    groups["class"]["column"] = "domain"
+    with pytest.raises(ValueError, match=r"class groups are named 'domain=<value>' \(groups.class.column=domain\)"):
+        check_evaluate_parameters(evaluate, groups)
     groups["evaluation"]["strategy"] = "domain"
+    groups["domain"]["domains"] = ["mnist_embedded", "uci_digits"]
+    with pytest.raises(ValueError, match=r"choose one of \['mnist_embedded', 'uci_digits', 'mixed'\]"):
+        check_evaluate_parameters(evaluate, groups)
     groups["domain"]["domains"] = None  # in ingestion order: known once the data is
     check_evaluate_parameters(evaluate, groups)
+    groups["evaluation"]["strategy"] = "series"
+    groups["series"]["names"] = "even"
+    with pytest.raises(ValueError, match=r"groups.series.names must be a non-empty list, got 'even'"):
+        check_evaluate_parameters(evaluate, groups)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +66,7 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
     [
         (check_data_parameters, {"source": "svhn"}, r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"),
         (check_groups_parameters, {"training": {"strategy": "sorted"}}, r"groups.training.strategy='sorted' is unknown"),
+        (check_groups_parameters, {"evaluation": {"strategy": None}}, r"groups.evaluation.strategy=None is unknown"),
         (check_groups_parameters, {"evaluation": {"strategy": "hair"}}, r"groups.evaluation.strategy='hair' is unknown; choose one of \['attribute'"),
         (check_extract_parameters, {"groups_per_chunk": 0}, r"extract.groups_per_chunk must be an integer >= 1, got 0"),
         (check_extract_parameters, {"progress": "quiet"}, r"extract.progress='quiet' is unknown; use one of"),

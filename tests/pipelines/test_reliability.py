@@ -93,9 +93,11 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
         # a full run would train, then fail at the evaluation: class groups are named label=<k>
         ("__default__", {"groups": {"evaluation": {"strategy": "class"}}},
          r"evaluate.interpolation.from_type='even' is not a class group type: class groups are named 'label=<value>'"),
+        ("evaluate", {"evaluate": {"interpolation": {"to_type": "blue"}}},
+         r"to_type='blue' is not a group type of groups.evaluation.strategy=series; choose one of \['even'"),
     ],
     ids=["groups", "data", "data_source", "evaluation_strategy", "train", "train_device", "model_name",
-         "beta_vae_beta", "extract_progress", "interpolation_types"],
+         "beta_vae_beta", "extract_progress", "interpolation_types", "evaluate_alone"],
 )
 def test_bad_parameters_stop_the_run_before_any_node(project_copy, pipeline, params, message):
     handler = signal.getsignal(signal.SIGINT)

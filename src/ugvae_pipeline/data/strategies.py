@@ -44,9 +44,20 @@ EVALUATION_STRATEGIES: dict[str, GroupBuilder] = {
 def check_strategy_names(groups_params: dict) -> None:
     """``groups.training.strategy`` and ``groups.evaluation.strategy`` name known strategies."""
     for stage, valid in (("training", TRAINING_STRATEGIES), ("evaluation", sorted(EVALUATION_STRATEGIES))):
-        strategy = (groups_params.get(stage) or {}).get("strategy")
-        if strategy is not None and strategy not in valid:
-            raise ValueError(f"groups.{stage}.strategy={strategy!r} is unknown; choose one of {list(valid)}")
+        block = groups_params.get(stage) or {}
+        if "strategy" in block:  # always there in a project's merged parameters
+            strategy = block["strategy"]
+            if strategy not in valid:
+                raise ValueError(
+                    f"groups.{stage}.strategy={strategy!r} is unknown; choose one of {list(valid)}"
+                )
+
+
+def _names(block: dict, name: str) -> list[str]:
+    values = block.get(name)
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{name} must be a non-empty list, got {values!r}")
+    return [str(value) for value in values]
 
 
 def evaluation_group_types(groups_params: dict) -> list[str] | None:
@@ -55,15 +66,26 @@ def evaluation_group_types(groups_params: dict) -> list[str] | None:
     evaluation = groups_params["evaluation"]
     strategy = evaluation["strategy"]
     block = groups_params.get(strategy) or {}
-    if strategy == "series":
-        types = list(block["names"])
-    elif strategy == "attribute":
-        types = [str(spec) for spec in block["group_types"]]
-    elif strategy == "domain" and block.get("domains"):
-        types = [*block["domains"], "mixed"]
-    else:
-        return None
-    return types + (["random"] if (evaluation.get("random") or {}).get("n_groups") else [])
+    try:
+        if strategy == "series":
+            types = _names(block, "names")
+        elif strategy == "attribute":
+            types = _names(block, "group_types")
+        elif strategy == "domain" and block.get("domains"):
+            types = [*_names(block, "domains"), "mixed"]
+        else:
+            return None
+    except ValueError as err:
+        raise ValueError(f"groups.{strategy}.{err}") from None
+    return types + (["random"] if has_random_groups(groups_params) else [])
+
+
+def has_random_groups(groups_params: dict) -> bool:
+    """Whether the evaluation groups include random ones (``group_type`` ``random``)."""
+    strategy = groups_params["evaluation"]["strategy"]
+    appended = (groups_params["evaluation"].get("random") or {}).get("n_groups")
+    own = strategy == "attribute" and (groups_params.get("attribute") or {}).get("n_random_groups")
+    return bool(appended or own)
 
 
 def check_interpolation_types(evaluate_params: dict, groups_params: dict) -> None:
@@ -72,6 +94,7 @@ def check_interpolation_types(evaluate_params: dict, groups_params: dict) -> Non
     interpolation = evaluate_params.get("interpolation") or {}
     strategy = groups_params["evaluation"]["strategy"]
     types = evaluation_group_types(groups_params)
+    column = (groups_params.get("class") or {}).get("column", "label")
     for key in ("from_type", "to_type"):
         value = interpolation.get(key)
         if types is not None and value not in types:
@@ -79,8 +102,14 @@ def check_interpolation_types(evaluate_params: dict, groups_params: dict) -> Non
                 f"evaluate.interpolation.{key}={value!r} is not a group type of "
                 f"groups.evaluation.strategy={strategy}; choose one of {types}"
             )
-        column = (groups_params.get("class") or {}).get("column", "label")
-        if strategy == "class" and value != "random" and not str(value).startswith(f"{column}="):
+        if strategy != "class":
+            continue
+        if value == "random" and not has_random_groups(groups_params):
+            raise ValueError(
+                f"evaluate.interpolation.{key}='random' but there are no random evaluation groups "
+                "(groups.evaluation.random.n_groups is 0)"
+            )
+        if value != "random" and not str(value).startswith(f"{column}="):
             raise ValueError(
                 f"evaluate.interpolation.{key}={value!r} is not a class group type: class groups are "
                 f"named '{column}=<value>' (groups.class.column={column}), e.g. {column}=0"

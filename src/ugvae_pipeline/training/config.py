@@ -69,7 +69,7 @@ class TrainConfig:
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
             raise ValueError(f"train.learning_rate must be a number in (0, 1], got {lr!r}")
-        if str(self.device) not in DEVICES and not re.fullmatch(r"cuda:\d+", str(self.device)):
+        if str(self.device) not in DEVICES and not re.fullmatch(r"(cuda|mps):\d+", str(self.device)):
             raise ValueError(f"train.device={self.device!r} is unknown; use one of {DEVICES} or cuda:N")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}")
