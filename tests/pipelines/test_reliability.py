@@ -86,7 +86,7 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
         ("train", {"data": {"source": "svhn"}}, r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"),
         ("train", {"groups": {"evaluation": {"strategy": "hair"}}}, r"groups.evaluation.strategy='hair' is unknown"),
         ("train", {"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
-        ("train", {"train": {"device": "cuda:x"}}, r"train.device='cuda:x' is unknown; use one of .* or cuda:N"),
+        ("train", {"train": {"device": "cuda:x"}}, r"train.device='cuda:x' is unknown; use one of .*, cuda:N or mps:N"),
         ("train", {"model": {"name": "vqvae"}}, r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"),
         ("train", {"model": {"name": "beta_vae", "beta": -1}}, r"model.beta must be a number >= 0"),
         ("__default__", {"extract": {"progress": "quiet"}}, r"extract.progress='quiet' is unknown; use one of"),

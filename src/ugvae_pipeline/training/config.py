@@ -23,7 +23,7 @@ class TrainConfig:
         group_size: B, images per group (official 128).
         groups_per_step: G, groups processed in one optimisation step.
         seed: seeds python, NumPy and torch.
-        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``mps:N``.
         precision: ``auto`` (bf16 autocast on CUDA devices that support it, else fp32), ``fp32``, ``bf16``.
         compile: wrap the model in ``torch.compile``.
         devices: data-parallel processes (DistributedDataParallel). Each process takes whole
@@ -70,7 +70,7 @@ class TrainConfig:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
             raise ValueError(f"train.learning_rate must be a number in (0, 1], got {lr!r}")
         if str(self.device) not in DEVICES and not re.fullmatch(r"(cuda|mps):\d+", str(self.device)):
-            raise ValueError(f"train.device={self.device!r} is unknown; use one of {DEVICES} or cuda:N")
+            raise ValueError(f"train.device={self.device!r} is unknown; use one of {DEVICES}, cuda:N or mps:N")
         if self.precision not in PRECISIONS:
             raise ValueError(f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}")
         progress_mode(self.progress, "train.progress")
