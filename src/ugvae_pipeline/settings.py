@@ -7,10 +7,14 @@ from ugvae_pipeline.hooks import (
     MlflowSetupLockHook,
     ValidateParametersHook,
 )
+from ugvae_pipeline.session_store import UniqueVersionStore
 
 HOOKS = (
     MlflowSetupLockHook(), ValidateParametersHook(), MlflowRunTagsHook(), MlflowArtifactsHook(), InterruptedRunHook()
 )
+
+# Every run gets its own save version, even two started in the same millisecond.
+SESSION_STORE_CLASS = UniqueVersionStore
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
