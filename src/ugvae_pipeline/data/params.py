@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ugvae_pipeline.data.sources import SOURCES
+from ugvae_pipeline.data.sources import check_source_name
 from ugvae_pipeline.data.strategies import check_interpolation_types, check_strategy_names
 from ugvae_pipeline.progress import progress_mode
 
@@ -65,9 +65,7 @@ def check_parameters(group: str, params: Any, prefix: str | None = None) -> None
 
 def check_data_parameters(params: dict) -> None:
     check_parameters("data", params)
-    source = params.get("source")
-    if source not in SOURCES:
-        raise ValueError(f"data.source={source!r} is unknown; choose one of {sorted(SOURCES)}")
+    check_source_name(params)
 
 
 def check_groups_parameters(params: dict) -> None:

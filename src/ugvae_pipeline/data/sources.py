@@ -58,12 +58,17 @@ def load_torchvision_mnist(
     return images, image_table(labels, split, "mnist")
 
 
-def load_source(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    """Load the source named by ``params["source"]`` (the ``data:`` parameter group)."""
+def check_source_name(params: dict) -> None:
+    """``data.source`` (``params["source"]``) names a known source."""
     source = params.get("source")
     if source not in SOURCES:
         raise ValueError(f"data.source={source!r} is unknown; choose one of {sorted(SOURCES)}")
-    return SOURCES[source](params)
+
+
+def load_source(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+    """Load the source named by ``params["source"]`` (the ``data:`` parameter group)."""
+    check_source_name(params)
+    return SOURCES[params["source"]](params)
 
 
 def _embedded_mnist(params: dict) -> tuple[np.ndarray, pd.DataFrame]:

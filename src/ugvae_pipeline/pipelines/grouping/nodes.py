@@ -15,7 +15,7 @@ from ugvae_pipeline.data.grouping import (
     random_groups,
     split_indices,
 )
-from ugvae_pipeline.data.strategies import EVALUATION_STRATEGIES, TRAINING_STRATEGIES
+from ugvae_pipeline.data.strategies import EVALUATION_STRATEGIES, check_strategy_names
 from ugvae_pipeline.models.registry import configured_name, training_groups
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ def build_training_groups(
     ``groups.training.label_column``). The weakly supervised ML-VAE (``model.name=mlvae``)
     always trains on groups formed by labels, its intended use.
     """
+    check_strategy_names(groups_params)
     configured = groups_params["training"]["strategy"]
     strategy, label_column = training_groups(model_params, groups_params)
     size, epochs, seed = train_params["group_size"], train_params["epochs"], train_params["seed"]
@@ -44,10 +45,8 @@ def build_training_groups(
         return label_group_plan(image_metadata, label_column, size, epochs, seed)
     if strategy == "random":
         return random_group_plan(split_indices(image_metadata, "train"), size, epochs, seed)
-    if strategy == "mixed_domains":
-        domain = groups_params["domain"]
-        return domain_group_plan(image_metadata, size, epochs, seed, p=domain["p"], domains=domain.get("domains"))
-    raise ValueError(f"groups.training.strategy={strategy!r} is unknown; choose one of {TRAINING_STRATEGIES}")
+    domain = groups_params["domain"]  # mixed_domains
+    return domain_group_plan(image_metadata, size, epochs, seed, p=domain["p"], domains=domain.get("domains"))
 
 
 def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
@@ -69,12 +68,9 @@ def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -
     (``group_type`` ``random``), the unstructured reference. The table keeps per group its
     strategy, type and, for labelled sources, the labels of its members (evaluation only).
     """
+    check_strategy_names(groups_params)
     evaluation = groups_params["evaluation"]
     strategy = evaluation["strategy"]
-    if strategy not in EVALUATION_STRATEGIES:
-        raise ValueError(
-            f"groups.evaluation.strategy={strategy!r} is unknown; choose one of {sorted(EVALUATION_STRATEGIES)}"
-        )
     groups, table = EVALUATION_STRATEGIES[strategy](image_metadata, groups_params[strategy])
     n_random = (evaluation.get("random") or {}).get("n_groups") or 0
     if n_random:
