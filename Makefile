@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: run test install install-test viz mlflow-ui benchmark results compare clean
+.PHONY: run test lint browser install install-test viz mlflow-ui benchmark results compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,9 +27,24 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/kedro run --pipeline=train
 
-## test: set up with test extras and run the whole test suite
-test: install-test
+## test: set up with test extras, lint, and run the whole test suite (browser tests included)
+test: install-test lint browser
 	$(BIN)/python -m pytest
+
+## lint: ruff's lint rules and formatting (pyproject.toml), as the code must pass them
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## browser: Debian's Chromium for the UI tests, installed when missing (as root), else named
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+		else \
+			echo "the browser tests need /usr/bin/chromium: run  sudo apt-get install -y chromium  then make test" >&2; exit 1; \
+		fi; \
+	fi
 
 viz: install
 	$(BIN)/kedro viz run --autoreload
@@ -38,11 +53,11 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 benchmark: install
-	$(BIN)/python -m ugvae_pipeline.benchmark
+	$(BIN)/python -m benchmarks.benchmark
 
 ## results: every model x 3 seeds on series groups and on MNIST+UCI domain alignment, then compare
 results: install
-	$(BIN)/python scripts/run_results.py
+	$(BIN)/python experiments/run_results.py
 
 ## compare: the runs of the default MLflow experiment side by side (data/08_reporting/comparison/)
 compare: install

@@ -27,11 +27,11 @@ echo "== GPU tests"
 timeout 200 $PY -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tee "$OUT/gpu_tests.log" || status=1
 
 echo "== benchmark, bf16, eager"
-timeout 150 $PY -m ugvae_pipeline.benchmark --device cuda --precision bf16 --repeat 10 \
+timeout 150 $PY -m benchmarks.benchmark --device cuda --precision bf16 --repeat 10 \
   --output "$OUT/benchmark_bf16.csv" 2>&1 | tee "$OUT/benchmark.log" || status=1
 
 echo "== benchmark, bf16, compiled (conv64, 8 groups per step)"
-timeout 200 $PY -m ugvae_pipeline.benchmark --device cuda --precision bf16 --repeat 10 --compile \
+timeout 200 $PY -m benchmarks.benchmark --device cuda --precision bf16 --repeat 10 --compile \
   --architectures conv64 --groups-per-step 8 --output "$OUT/benchmark_bf16_compiled.csv" \
   2>&1 | tee -a "$OUT/benchmark.log" || status=1
 

@@ -78,7 +78,7 @@ def time_input_path(cache: Path, groups_per_step: int = 8, group_size: int = 128
 
     from ugvae_pipeline.data.sources import load_embedded_mnist
     from ugvae_pipeline.models import UGVAE, UGVAEConfig
-    from ugvae_pipeline.training.trainer import GroupBatcher
+    from ugvae_pipeline.training.batching import GroupBatcher
 
     rng = np.random.default_rng(0)
     rows = []

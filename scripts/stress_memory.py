@@ -54,7 +54,7 @@ def measure(epochs: int = 200, n_images: int = 640, warmup: int = 20, images=Non
     if images is None:
         images, metadata = load_embedded_mnist()
     plan = random_group_plan(split_indices(metadata, "train")[:n_images], 32, epochs, seed=0)
-    heldout = random_groups(split_indices(metadata, "heldout"), 2, 32, seed=0)
+    heldout = random_groups(split_indices(metadata, "validation"), 2, 32, seed=0)
     sampler = _EpochSampler()
     logger = logging.getLogger("ugvae_pipeline.training.trainer")
     logger.addHandler(sampler)

@@ -1,4 +1,4 @@
-"""scripts/run_results.py reads each environment's configuration as `kedro run` does."""
+"""experiments/studies.py reads each environment's configuration as `kedro run` does."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def run_results():
-    spec = importlib.util.spec_from_file_location("run_results", ROOT / "scripts" / "run_results.py")
+    spec = importlib.util.spec_from_file_location("studies", ROOT / "experiments" / "studies.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

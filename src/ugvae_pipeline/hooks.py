@@ -15,15 +15,9 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 from mlflow import MlflowClient
 
-from ugvae_pipeline.data.params import (
-    check_data_parameters,
-    check_evaluate_parameters,
-    check_extract_parameters,
-    check_groups_parameters,
-)
-from ugvae_pipeline.models import model_config_from_params
-from ugvae_pipeline.models.registry import configured_name, training_groups
-from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.models.registry import configured_name
+from ugvae_pipeline.parameters import GROUPS, check_parameters
+from ugvae_pipeline.runs import training_groups
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +25,6 @@ try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; concurrent first runs are not serialised
     fcntl = None
-
-VALIDATORS = {
-    "params:model": model_config_from_params,
-    "params:train": TrainConfig.from_dict,
-    "params:data": check_data_parameters,
-    "params:groups": check_groups_parameters,
-    "params:extract": check_extract_parameters,
-}
 
 
 class ValidateParametersHook:
@@ -52,14 +38,10 @@ class ValidateParametersHook:
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         inputs = pipeline.inputs()
-        for name, validate in VALIDATORS.items():
-            if name in inputs:
-                validate(catalog.load(name))
-        if "params:evaluate" in inputs:  # the groups it interpolates between are set in groups:
-            groups = catalog.load("params:groups")
-            if "params:groups" not in inputs:  # checked above otherwise
-                check_groups_parameters(groups)
-            check_evaluate_parameters(catalog.load("params:evaluate"), groups)
+        used = {group for group in GROUPS if f"params:{group}" in inputs}
+        if "evaluate" in used:  # the groups it interpolates between are set in groups:
+            used.add("groups")
+        check_parameters({group: catalog.load(f"params:{group}") for group in used})
 
 
 class MlflowRunTagsHook:

@@ -13,7 +13,6 @@ from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
 from ugvae_pipeline.models.elbo import ELBOTerms
-from ugvae_pipeline.models.registry import MIXTURE_MODELS, model_name
 
 
 def _show_grid(ax, images: torch.Tensor, nrow: int, title: str) -> None:
@@ -40,7 +39,7 @@ def component_samples_figure(model, n_per_component: int = 12, seed: int = 0, n_
     (GMVAE: z ~ N(μ_k, σ²_k)). A model without components (β-VAE, ML-VAE): ``n_rows`` rows
     of samples from its prior, one group per row."""
     generator = torch.Generator().manual_seed(seed)
-    if model_name(model) in MIXTURE_MODELS:
+    if model.has_mixture:
         k = model.config.n_components
         rows = [model.sample(1, n_per_component, generator=generator, component=c)[0] for c in range(k)]
         title = "samples per mixture component (rows)"

@@ -30,7 +30,7 @@ def test_celeba_metadata_keeps_attributes_partition_and_split(celeba_root, tmp_p
     assert metadata["filename"].iloc[0] == "000001.jpg"
     assert (metadata["source"] == "celeba").all() and (metadata["label"] == -1).all()
     split_of = metadata.groupby("partition")["split"].unique().map(list).to_dict()
-    assert split_of == {0: ["train"], 1: ["heldout"], 2: ["heldout"]}
+    assert split_of == {0: ["train"], 1: ["validation"], 2: ["test"]}
 
 
 def test_celeba_limit_and_crop_size(celeba_root):

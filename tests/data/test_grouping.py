@@ -34,7 +34,7 @@ def attribute_metadata() -> pd.DataFrame:
     hair = rng.permutation(np.repeat([0, 1, 2, 3], n // 4))
     return image_table(
         np.full(n, -1),
-        random_split(n, 0.5, 0),
+        random_split(n, 0.1, 0.5, 0),
         "celeba",
         Male=np.arange(n) % 2 == 0,
         Black_Hair=hair == 1,
@@ -86,10 +86,10 @@ def test_mixed_group_proportion_is_binomial():
     assert 0.7 * size * p * (1 - p) < from_a.var() < 1.3 * size * p * (1 - p)
 
 
-def test_attribute_groups_share_the_attribute_and_are_heldout(attribute_metadata):
+def test_attribute_groups_share_the_attribute_and_are_test_images(attribute_metadata):
     groups, table = attribute_groups(attribute_metadata, ["Black_Hair=1", "Blond_Hair=1"], 5, 20, seed=0)
     assert groups.shape == (10, 20) and _distinct_rows(groups)
-    assert (attribute_metadata["split"].to_numpy()[groups] == "heldout").all()
+    assert (attribute_metadata["split"].to_numpy()[groups] == "test").all()
     black = table["group_type"].to_numpy() == "Black_Hair=1"
     assert attribute_metadata["Black_Hair"].to_numpy()[groups[black]].all()
     assert attribute_metadata["Blond_Hair"].to_numpy()[groups[~black]].all()
@@ -112,31 +112,31 @@ def test_unknown_attribute_lists_valid_names(attribute_metadata):
 
 
 def test_too_few_images_reports_the_counts(attribute_metadata):
-    heldout = attribute_metadata[attribute_metadata["split"] == "heldout"]
+    heldout = attribute_metadata[attribute_metadata["split"] == "test"]
     n_male = int(heldout["Male"].sum())
-    with pytest.raises(ValueError, match=rf"too few heldout images to fill a group of 150: \{{'Male=1': {n_male}"):
+    with pytest.raises(ValueError, match=rf"too few test images to fill a group of 150: \{{'Male=1': {n_male}"):
         attribute_groups(attribute_metadata, ["Male=1"], 2, 150, seed=0)
 
 
 def test_class_groups_share_a_label():
     labels = np.repeat(np.arange(4), 30)
-    metadata = image_table(labels, np.array(["heldout", "train"] * 60), "digits")
+    metadata = image_table(labels, np.array(["test", "train"] * 60), "digits")
     groups, table = class_groups(metadata, n_groups=3, group_size=10, seed=0)
     assert groups.shape == (12, 10)
     assert (labels[groups] == labels[groups[:, :1]]).all()
     assert list(table["group_type"][::3]) == ["label=0", "label=1", "label=2", "label=3"]
-    assert (metadata["split"].to_numpy()[groups] == "heldout").all()
+    assert (metadata["split"].to_numpy()[groups] == "test").all()
 
 
 def test_class_groups_need_labels():
-    metadata = image_table(np.full(10, -1), np.array(["heldout"] * 10), "folder")
+    metadata = image_table(np.full(10, -1), np.array(["test"] * 10), "folder")
     with pytest.raises(ValueError, match="need labelled images"):
         class_groups(metadata, 1, 2, 0)
 
 
 @pytest.fixture
 def domain_metadata() -> pd.DataFrame:
-    table = image_table(np.zeros(700), random_split(700, 0.5, 0), "mixed")
+    table = image_table(np.zeros(700), random_split(700, 0.1, 0.5, 0), "mixed")
     table["domain"] = pd.Series(["A"] * 400 + ["B"] * 300, dtype="string")
     return table
 
@@ -144,7 +144,7 @@ def domain_metadata() -> pd.DataFrame:
 def test_domain_groups_single_and_mixed(domain_metadata):
     groups, table = domain_groups(domain_metadata, n_groups=30, group_size=40, seed=0, p=0.5)
     domain = domain_metadata["domain"].to_numpy()
-    assert groups.shape == (90, 40) and (domain_metadata["split"].to_numpy()[groups] == "heldout").all()
+    assert groups.shape == (90, 40) and (domain_metadata["split"].to_numpy()[groups] == "test").all()
     assert (domain[groups[:30]] == "A").all() and (domain[groups[30:60]] == "B").all()
     mixed_share = (domain[groups[60:]] == "A").mean()
     assert abs(mixed_share - 0.5) < 4 * np.sqrt(0.25 / (30 * 40))
@@ -162,7 +162,7 @@ def test_domain_training_plan_uses_training_images(domain_metadata):
 
 
 def test_domain_groups_need_a_domain_column():
-    metadata = image_table(np.zeros(10), np.array(["heldout"] * 10), "x")
+    metadata = image_table(np.zeros(10), np.array(["test"] * 10), "x")
     with pytest.raises(ValueError, match="data.source=mixed"):
         domain_groups(metadata, 1, 2, 0)
 
@@ -170,7 +170,7 @@ def test_domain_groups_need_a_domain_column():
 def test_label_group_plan_forms_single_label_groups_of_training_images_redrawn_each_epoch():
     labels = np.repeat(np.arange(4), 50)  # 4 classes of 50; half held out
     labels[:5] = -1  # unlabelled images never enter a group
-    metadata = image_table(labels, random_split(len(labels), 0.5, 0), "digits")
+    metadata = image_table(labels, random_split(len(labels), 0.1, 0.5, 0), "digits")
     plan = label_group_plan(metadata, "label", group_size=8, epochs=3, seed=0)
     train = set(np.flatnonzero(metadata["split"] == "train"))
     per_class = [np.sum((labels == c) & (metadata["split"] == "train").to_numpy()) // 8 for c in range(4)]
@@ -184,7 +184,7 @@ def test_label_group_plan_forms_single_label_groups_of_training_images_redrawn_e
         label_group_plan(metadata, "digit", 8, 1, 0)
     with pytest.raises(ValueError, match=r"the largest class has \d+\); lower train.group_size to at most"):
         label_group_plan(metadata, "label", 40, 1, 0)
-    unlabelled = image_table(np.full(20, -1), random_split(20, 0.5, 0), "folder")
+    unlabelled = image_table(np.full(20, -1), random_split(20, 0.1, 0.5, 0), "folder")
     with pytest.raises(ValueError, match="need labelled training images"):
         label_group_plan(unlabelled, "label", 4, 1, 0)
 

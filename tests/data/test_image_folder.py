@@ -40,11 +40,11 @@ def test_grayscale_mode_and_centre_square_crop(image_folder_root):
 
 
 def test_folder_column_split_and_labels(image_folder_root):
-    _, metadata = load_image_folder(image_folder_root, image_size=4, heldout_fraction=0.3, split_seed=1)
+    _, metadata = load_image_folder(image_folder_root, image_size=4, validation_fraction=0.15, test_fraction=0.3, split_seed=1)
     folders = dict(zip(metadata["filename"], metadata["folder"]))
     assert folders["dogs/nested/wide16.png"] == "dogs" and folders["cats/gray.png"] == "cats" and folders["top.webp"] == ""
-    assert (metadata["label"] == -1).all() and (metadata["split"] == "heldout").sum() == 2
-    _, again = load_image_folder(image_folder_root, image_size=4, heldout_fraction=0.3, split_seed=1)
+    assert (metadata["label"] == -1).all() and (metadata["split"] == "test").sum() == 2
+    _, again = load_image_folder(image_folder_root, image_size=4, validation_fraction=0.15, test_fraction=0.3, split_seed=1)
     assert list(again["split"]) == list(metadata["split"])
 
 
@@ -101,11 +101,11 @@ def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root):
     (image_folder_root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     params = {
         "source": "image_folder",
-        "image_folder": {"root": str(image_folder_root), "image_size": 4, "skip_bad_images": True, "heldout_fraction": 0.5},
+        "image_folder": {"root": str(image_folder_root), "image_size": 4, "skip_bad_images": True, "validation_fraction": 0.25, "test_fraction": 0.25},
     }
     images, metadata, metrics = ingest_images(params)
     assert metrics["ingest_skipped_images"] == [{"value": 1.0, "step": 0}]
-    counted = metrics["ingest_train_images"][0]["value"] + metrics["ingest_heldout_images"][0]["value"]
+    counted = sum(metrics[f"ingest_{split}_images"][0]["value"] for split in ("train", "validation", "test"))
     assert counted == len(images) == 7
     mixed = {"source": "mixed", "mixed": {"sources": [params, {**params, "domain": "copy"}]}}
     assert ingest_images(mixed)[2]["ingest_skipped_images"][0]["value"] == 2.0

@@ -7,15 +7,15 @@ from ugvae_pipeline.data.sources import load_embedded_mnist, load_source, load_t
 
 
 def test_embedded_mnist_is_real_and_split_per_class():
-    images, meta = load_embedded_mnist(heldout_fraction=0.2, seed=0)
+    images, meta = load_embedded_mnist(validation_fraction=0.1, test_fraction=0.2, seed=0)
     assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
     assert images.max() == 255 and images.mean() > 20  # real ink, not blank arrays
     counts = meta.groupby(["label", "split"]).size().unstack()
-    assert (counts["heldout"] == 100).all() and (counts["train"] == 400).all()
+    assert (counts["test"] == 100).all() and (counts["validation"] == 50).all() and (counts["train"] == 350).all()
     assert list(meta["image_id"]) == list(range(5000))
-    _, again = load_embedded_mnist(heldout_fraction=0.2, seed=0)
+    _, again = load_embedded_mnist(seed=0)
     assert (again["split"] == meta["split"]).all()
-    _, other = load_embedded_mnist(heldout_fraction=0.2, seed=1)
+    _, other = load_embedded_mnist(seed=1)
     assert (other["split"] != meta["split"]).any()
 
 
@@ -29,14 +29,18 @@ def test_torchvision_mnist_reads_a_local_root(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for prefix, n in (("train", 12), ("t10k", 5)):
+    for prefix, n, labels in (("train", 20, np.repeat([3, 7], 10)), ("t10k", 5, rng.integers(0, 10, 5))):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
-    images, meta = load_torchvision_mnist(str(tmp_path), download=False)
-    assert images.shape == (17, 1, 28, 28)
-    assert list(meta["split"]) == ["train"] * 12 + ["heldout"] * 5
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    images, meta = load_torchvision_mnist(str(tmp_path), download=False, validation_fraction=0.2)
+    assert images.shape == (25, 1, 28, 28)
+    assert list(meta["split"][20:]) == ["test"] * 5  # the official test set
+    # validation: 20 % of each class of the official training set
+    assert meta[:20].groupby(["label", "split"]).size().to_dict() == {
+        (3, "train"): 8, (3, "validation"): 2, (7, "train"): 8, (7, "validation"): 2
+    }
     expected = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8)
-    assert np.array_equal(images[12:].reshape(-1), expected)
+    assert np.array_equal(images[20:].reshape(-1), expected)
     limited, _ = load_source({"source": "mnist", "mnist": {"root": str(tmp_path), "limit": 3}})
     assert limited.shape[0] == 6
 

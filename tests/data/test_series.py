@@ -3,12 +3,12 @@ import time
 import numpy as np
 import pytest
 
-from ugvae_pipeline.data import series
-from ugvae_pipeline.data.series import SERIES, series_digits, series_groups
+from ugvae_pipeline.data.grouping import series
+from ugvae_pipeline.data.grouping.series import SERIES, series_digits, series_groups
 
 
-def _definition_digits(name: str) -> list[int]:
-    """Independent restatement of SPEC §6: first 256 numbers, decimal, digits concatenated."""
+def _all_digits(name: str) -> list[int]:
+    """Every digit of the first 256 numbers, in decimal, concatenated (the harder variant)."""
     if name == "even":
         numbers = [2 * i for i in range(256)]
     elif name == "odd":
@@ -26,6 +26,19 @@ def _definition_digits(name: str) -> list[int]:
     return [int(c) for c in "".join(map(str, numbers))]
 
 
+def _official_digits(name: str) -> list[int]:
+    """Independent restatement of the official ``MnistSeries``: the series' first 256 numbers
+    as strings, split into digits, and only the first 256 digits kept (``values[:length]``)."""
+    length = 256
+    if name == "even":
+        values = [d for i in range(length) for d in str(2 * i)]
+    elif name == "odd":
+        values = [d for i in range(length) for d in str(2 * i + 1)]
+    else:
+        values = [str(d) for d in _all_digits(name)]
+    return [int(v) for v in values[:length]]
+
+
 @pytest.fixture(scope="module")
 def pool():
     rng = np.random.default_rng(0)
@@ -35,8 +48,21 @@ def pool():
 
 
 @pytest.mark.parametrize("name", ["even", "odd", "fibonacci", "primes"])
-def test_series_digits_match_definition(name):
-    assert series_digits(name).tolist() == _definition_digits(name)
+def test_series_digits_match_the_official_code(name):
+    assert series_digits(name).tolist() == _official_digits(name)
+    assert len(series_digits(name)) == 256
+
+
+@pytest.mark.parametrize("name, length", [("even", 713), ("odd", 713), ("fibonacci", 6861), ("primes", 827)])
+def test_the_harder_variant_keeps_every_digit(name, length):
+    digits = series_digits(name, "all_of_first_256_numbers")
+    assert digits.tolist() == _all_digits(name) and len(digits) == length
+
+
+def test_official_even_prefix_and_unknown_option():
+    assert series_digits("even")[:19].tolist() == [0, 2, 4, 6, 8, 1, 0, 1, 2, 1, 4, 1, 6, 1, 8, 2, 0, 2, 2]
+    with pytest.raises(ValueError, match=r"groups.series.digits must be one of \['first_256', 'all_of_first_256_numbers'\]"):
+        series_digits("even", "all")
 
 
 def test_known_prefixes():
@@ -49,12 +75,13 @@ def test_known_prefixes():
 def test_every_group_is_a_wrapped_window_of_its_series(pool):
     labels, heldout = pool
     groups, table, digits = series_groups(labels, heldout, 30, 128, seed=3)
+    assert table["offset"].between(0, 255).all()
     assert groups.shape == (120, 128) and digits.shape == (120, 128)
     assert list(table.columns) == ["group_id", "strategy", "group_type", "offset"]
     assert (table["strategy"] == "series").all()
     assert table["group_type"].value_counts().to_dict() == {n: 30 for n in ("even", "odd", "fibonacci", "primes")}
     for row, group, digit_row in zip(table.itertuples(), groups, digits):
-        reference = np.array(_definition_digits(row.group_type))
+        reference = np.array(_official_digits(row.group_type))
         expected = reference[(row.offset + np.arange(128)) % len(reference)]
         np.testing.assert_array_equal(digit_row, expected)
         np.testing.assert_array_equal(labels[group], expected)  # each image shows its digit
@@ -63,13 +90,24 @@ def test_every_group_is_a_wrapped_window_of_its_series(pool):
 
 def test_wrapping_offset_is_exercised(pool):
     labels, heldout = pool
-    _, table, digits = series_groups(labels, heldout, 400, 128, series=["even"], seed=1)
-    length = len(series_digits("even"))
-    wrapped = table["offset"].to_numpy() > length - 128
-    assert wrapped.any()
-    row = int(np.flatnonzero(wrapped)[0])
-    offset = int(table["offset"][row])
-    assert digits[row, length - offset] == 0  # the string starts again with "0"
+    _, table, digits = series_groups(labels, heldout, 3000, 128, series=["even"], seed=1)
+    offsets = table["offset"].to_numpy()
+    assert offsets.min() == 0 and offsets.max() == 255  # uniform over 0..255
+    rows = np.flatnonzero(offsets == 250)
+    assert len(rows)
+    official = _official_digits("even")
+    # a window at offset 250 takes the last 6 digits, then wraps to the start of the string
+    assert digits[rows[0]].tolist() == official[250:] + official[:122]
+    assert digits[rows[0], 6:25].tolist() == [0, 2, 4, 6, 8, 1, 0, 1, 2, 1, 4, 1, 6, 1, 8, 2, 0, 2, 2]
+
+
+def test_harder_variant_groups_are_windows_of_the_whole_string(pool):
+    labels, heldout = pool
+    _, table, digits = series_groups(labels, heldout, 20, 128, series=["fibonacci"], digits="all_of_first_256_numbers", seed=2)
+    reference = np.array(_all_digits("fibonacci"))
+    assert table["offset"].max() > 255  # offsets span the 6,861-digit string
+    for row, digit_row in zip(table.itertuples(), digits):
+        np.testing.assert_array_equal(digit_row, reference[(row.offset + np.arange(128)) % len(reference)])
 
 
 def test_images_are_drawn_at_random_within_class(pool):
@@ -89,8 +127,8 @@ def test_seed_reproduces_and_changes(pool):
 def test_registry_extends_with_a_new_sequence(pool, monkeypatch):
     labels, heldout = pool
     monkeypatch.setitem(series.SERIES, "squares", lambda n: [i * i for i in range(n)])
-    _, _, digits = series_groups(labels, heldout, 1, 8, series=["squares"], seed=0)
-    full = series_digits("squares")
+    _, _, digits = series_groups(labels, heldout, 1, 8, series=["squares"], digits="all_of_first_256_numbers", seed=0)
+    full = series_digits("squares", "all_of_first_256_numbers")
     assert full[:8].tolist() == [0, 1, 4, 9, 1, 6, 2, 5]
     start = np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(np.r_[full, full[:8]], 8) == digits[0], axis=1))
     assert len(start) >= 1

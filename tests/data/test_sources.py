@@ -20,7 +20,9 @@ def test_unknown_source_lists_valid_sources():
 
 
 def test_uci_digits_in_mnist_framing():
-    images, metadata = load_source({"source": "uci_digits", "heldout_fraction": 0.25, "split_seed": 3})
+    images, metadata = load_source(
+        {"source": "uci_digits", "validation_fraction": 0.1, "test_fraction": 0.25, "split_seed": 3}
+    )
     assert images.shape == (1797, 1, 28, 28) and images.dtype == np.uint8
     assert (images.max(axis=(1, 2, 3)) == 255).all()
     rows_used, cols_used = (images[:, 0] > 0).any(axis=2), (images[:, 0] > 0).any(axis=1)
@@ -30,8 +32,10 @@ def test_uci_digits_in_mnist_framing():
     mass = images[:, 0].astype(float)
     centre = np.stack([(mass * rows).sum((1, 2)), (mass * cols).sum((1, 2))], 1) / mass.sum((1, 2))[:, None]
     assert np.abs(centre - 13.5).max() < 1.0  # centred by centre of mass
-    heldout = metadata[metadata["split"] == "heldout"].groupby("label").size()
-    assert len(heldout) == 10 and heldout.between(0.25 * 170, 0.25 * 190).all()  # stratified
+    test = metadata[metadata["split"] == "test"].groupby("label").size()
+    assert len(test) == 10 and test.between(0.25 * 170, 0.25 * 190).all()  # stratified
+    validation = metadata[metadata["split"] == "validation"].groupby("label").size()
+    assert len(validation) == 10 and validation.between(0.1 * 170, 0.1 * 190).all()
     assert set(metadata["source"]) == {"uci_digits"}
 
 
@@ -79,6 +83,6 @@ def test_mixed_needs_two_distinct_domains():
 
 
 def test_metadata_columns_are_the_contract():
-    table = image_table(np.array([3, -1]), np.array(["train", "heldout"]), "x", folder=pd.Series(["a", "b"], dtype="string"))
+    table = image_table(np.array([3, -1]), np.array(["train", "test"]), "x", folder=pd.Series(["a", "b"], dtype="string"))
     assert list(table.columns) == ["image_id", "label", "split", "source", "folder"]
     assert table["label"].dtype == np.int64

@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,24 @@ def test_mean_image_and_mean_local_code():
     np.testing.assert_allclose(baselines.mean_image(images, groups, chunk=1), [[0.5] * 4, [0.6] * 4], atol=1e-6)
     local = np.arange(12, dtype=float).reshape(2, 3, 2)
     np.testing.assert_allclose(baselines.mean_local_code(local), [[2, 3], [8, 9]])
+
+
+def test_mean_image_of_celeba_size_groups_is_float32_exact_and_memory_bounded():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(1500, 3, 64, 64), dtype=np.uint8)
+    groups = rng.integers(0, 1500, size=(150, 128))
+    tracemalloc.start()
+    try:
+        means = baselines.mean_image(images, groups)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert means.shape == (150, 3 * 64 * 64) and means.dtype == np.float32
+    # output 7 MB + one 32 MB uint8 chunk; a float copy of 64 groups would be 400 MB
+    assert peak_mb < 80, f"{peak_mb:.0f} MB"
+    for g in (0, 77, 149):
+        expected = images[groups[g]].reshape(128, -1).astype(np.float64).mean(0) / 255
+        np.testing.assert_allclose(means[g], expected, rtol=1e-6)
 
 
 def test_cross_domain_knn_shared_vs_shifted_space():

@@ -6,8 +6,7 @@ from matplotlib.figure import Figure
 from ugvae_pipeline.evaluation import figures
 from ugvae_pipeline.evaluation.encoding import encode_groups
 from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
-from ugvae_pipeline.models.config import UGVAEConfig
-from ugvae_pipeline.models.ugvae import UGVAE
+from ugvae_pipeline.models.ugvae import UGVAE, UGVAEConfig
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,23 @@
+import time
+import tracemalloc
+
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+from sklearn.mixture import GaussianMixture
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 from ugvae_pipeline.evaluation.metrics import (
+    MAX_DIMS,
     clustering_scores,
     gmm_loglik_curve,
     group_structure_scores,
+    reduce_codes,
     standardise,
     svm_accuracy,
 )
@@ -70,3 +83,135 @@ def test_gmm_curve_prefers_structured_codes():
     curve = gmm_loglik_curve(codes, random_codes, components=[2, 4, 6])
     assert curve["components"].tolist() == [2, 4, 6]
     assert (curve["grouped"] > curve["random"]).all()
+
+
+# --- the reduction: PCA to MAX_DIMS, the same for every representation -----------------------
+
+CELEBA_DIMS = 3 * 64 * 64
+
+
+def _scored_within(limit_s: float, limit_mb: float, *args, **kwargs) -> dict[str, float]:
+    """``group_structure_scores`` with its wall time and peak traced (numpy) memory bounded."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        scores = group_structure_scores(*args, **kwargs)
+        elapsed = time.perf_counter() - start
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert elapsed < limit_s, f"{elapsed:.1f} s"
+    assert peak_mb < limit_mb, f"{peak_mb:.0f} MB"  # one full covariance of 12,288 dims is 1,152 MB
+    return scores
+
+
+def _image_like(n_per: int, separation: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two group types of 12,288-dim 'mean images' (float32) whose means differ by ``separation``
+    along one random direction, in isotropic unit noise; and random codes of neither type."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=CELEBA_DIMS)
+    direction /= np.linalg.norm(direction)
+    noise = rng.normal(size=(3 * n_per, CELEBA_DIMS)).astype(np.float32)
+    shift = np.repeat([-separation / 2, separation / 2, 0.0], n_per)[:, None] * direction
+    codes = (noise + shift).astype(np.float32)
+    types = np.repeat(np.array(["Black_Hair=1", "Blond_Hair=1"]), n_per)
+    return codes[: 2 * n_per], types, codes[2 * n_per :]
+
+
+def test_high_dim_separated_types_score_perfectly_in_bounded_time_and_memory():
+    codes, types, random_codes = _image_like(n_per=60, separation=80.0, seed=5)
+    scores = _scored_within(30, 400, codes, types, 0, random_codes)
+    assert scores["kmeans_ari"] == pytest.approx(1.0)
+    assert scores["gmm_ari"] == pytest.approx(1.0)
+    assert scores["kmeans_silhouette"] > 0.1  # noise: about 0 (next test)
+    assert scores["svm_linear"] == 1.0 and scores["svm_rbf"] == 1.0
+    assert scores["svm_linear_with_random"] > 0.9  # random codes sit between the two types
+
+
+def test_high_dim_noise_scores_chance_in_bounded_time_and_memory():
+    codes, types, _ = _image_like(n_per=60, separation=0.0, seed=6)
+    scores = _scored_within(30, 400, codes, types, 0)
+    assert abs(scores["kmeans_ari"]) < 0.1 and abs(scores["gmm_ari"]) < 0.1
+    assert abs(scores["kmeans_silhouette"]) < 0.05
+    assert 0.3 < scores["svm_linear"] < 0.7  # chance is 0.5
+    assert 0.3 < scores["svm_rbf"] < 0.7
+
+
+def test_reduce_codes_keeps_max_dims_components_and_leaves_low_dim_codes_standardised():
+    rng = np.random.default_rng(7)
+    wide = rng.normal(size=(100, 500)) * rng.uniform(0.1, 10, size=500)
+    reduced = reduce_codes(wide, seed=3)
+    assert reduced.shape == (100, MAX_DIMS)
+    np.testing.assert_allclose(reduced, reduce_codes(wide, seed=3))  # deterministic with the seed
+    assert np.all(np.diff(reduced.var(0)) <= 1e-9)  # principal components, largest variance first
+    assert reduce_codes(wide[:20]).shape == (20, 20)  # never more components than codes
+    narrow = wide[:, :MAX_DIMS]
+    np.testing.assert_array_equal(reduce_codes(narrow), standardise(narrow))
+
+
+def test_many_codes_use_a_seeded_randomized_pca_that_finds_the_leading_components(monkeypatch):
+    from ugvae_pipeline.evaluation import metrics
+
+    rng = np.random.default_rng(10)
+    # a clear spectrum: 8 strong directions over weak isotropic noise
+    wide = rng.normal(size=(300, 8)) * np.arange(20, 4, -2) @ rng.normal(size=(8, 400)) + rng.normal(size=(300, 400))
+    exact = reduce_codes(wide, max_dims=8)
+    monkeypatch.setattr(metrics, "EXACT_SVD_MAX", 100)
+    assert metrics._pca(8, 300, 400, 0).svd_solver == "randomized"
+    randomized = reduce_codes(wide, max_dims=8, seed=1)
+    np.testing.assert_array_equal(randomized, reduce_codes(wide, max_dims=8, seed=1))
+    np.testing.assert_allclose(np.abs(randomized), np.abs(exact), rtol=1e-3, atol=1e-3 * np.abs(exact).max())
+
+
+def _old_scores(codes, types, seed, random_codes):
+    """The scores as computed before the reduction existed: sklearn directly on standardised codes."""
+    x = standardise(codes)
+    k = len(np.unique(types))
+    out = {}
+    for method in ("kmeans", "gmm"):
+        if method == "kmeans":
+            pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+        else:
+            pred = GaussianMixture(k, covariance_type="full", n_init=3, random_state=seed, reg_covar=1e-4).fit(x).predict(x)
+        out[f"{method}_ari"] = adjusted_rand_score(types, pred)
+        out[f"{method}_nmi"] = normalized_mutual_info_score(types, pred)
+        out[f"{method}_silhouette"] = silhouette_score(x, types)
+    cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    both = np.concatenate([codes, random_codes])
+    both_types = np.concatenate([types, np.full(len(random_codes), "random")])
+    for kernel in ("linear", "rbf"):
+        model = make_pipeline(StandardScaler(), SVC(kernel=kernel, C=1.0))
+        out[f"svm_{kernel}"] = cross_val_score(model, codes, types, cv=cv).mean()
+        out[f"svm_{kernel}_with_random"] = cross_val_score(model, both, both_types, cv=cv).mean()
+    return out
+
+
+@pytest.mark.parametrize("dim", [5, MAX_DIMS])
+def test_low_dim_scores_are_those_of_the_unreduced_method(dim):
+    rng = np.random.default_rng(8)
+    centres = rng.normal(size=(4, dim)) * 1.5 * np.sqrt(5 / dim)  # overlapping types: scores between 0 and 1
+    types = np.repeat(np.array(["even", "odd", "fibonacci", "primes"]), 30)
+    codes = centres[np.repeat(np.arange(4), 30)] + rng.normal(size=(120, dim))
+    random_codes = rng.normal(size=(30, dim))
+    scores = group_structure_scores(codes, types, seed=2, random_codes=random_codes)
+    expected = _old_scores(codes, types, 2, random_codes)
+    assert set(scores) == set(expected)
+    for name, value in expected.items():
+        assert scores[name] == pytest.approx(value, abs=1e-9), name
+    assert 0.2 < scores["kmeans_ari"] < 0.95 and 0.4 < scores["svm_linear"] < 1.0  # not a trivial case
+
+
+def test_high_dim_svm_fits_scaler_and_pca_inside_each_training_fold():
+    rng = np.random.default_rng(9)
+    codes = rng.normal(size=(50, 300)) + np.repeat([[0.0], [0.4]], 25, axis=0)
+    types = np.repeat(["a", "b"], 25)
+    cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=4)
+    manual = []
+    for train, test in cv.split(codes, types):
+        scaler = StandardScaler().fit(codes[train])
+        pca = PCA(n_components=40, svd_solver="full").fit(scaler.transform(codes[train]))
+        svc = SVC(kernel="linear", C=1.0).fit(pca.transform(scaler.transform(codes[train])), types[train])
+        manual.append((svc.predict(pca.transform(scaler.transform(codes[test]))) == types[test]).mean())
+    assert svm_accuracy(codes, types, "linear", seed=4, max_dims=40) == pytest.approx(np.mean(manual))
+    # 40 codes per training fold: never more components than that, whatever max_dims
+    assert svm_accuracy(codes, types, "linear", seed=4, max_dims=200) == pytest.approx(np.mean(manual))

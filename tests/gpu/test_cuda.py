@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ugvae_pipeline import benchmark
+from benchmarks import benchmark
 from ugvae_pipeline.data.grouping import random_group_plan, random_groups
 from ugvae_pipeline.models import UGVAE, UGVAEConfig
-from ugvae_pipeline.models.ugvae import LatentNoise
-from ugvae_pipeline.training import trainer
+from ugvae_pipeline.models.outputs import LatentNoise
+from ugvae_pipeline.training import batching, trainer
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.seed import seed_everything
 
@@ -106,13 +106,13 @@ def test_group_batcher_gives_the_cpu_pixels(monkeypatch, resident):
     config = CONFIGS["mlp28"]
     images = _images(config, 300)
     if not resident:
-        monkeypatch.setattr(trainer, "RESIDENT_BYTES", 0)
-    on_device = trainer.GroupBatcher(images, DEVICE)
+        monkeypatch.setattr(batching, "RESIDENT_BYTES", 0)
+    on_device = batching.GroupBatcher(images, DEVICE)
     assert (on_device.resident is not None) == resident
     groups = random_groups(np.arange(300), 4, 16, seed=0)
     pixels = on_device(on_device.plan(groups))
     assert pixels.device.type == DEVICE.type and pixels.shape == (4, 16, 1, 28, 28)
-    expected = trainer.GroupBatcher(images, torch.device("cpu"))(groups)
+    expected = batching.GroupBatcher(images, torch.device("cpu"))(groups)
     # CUDA divides by 255 as a multiplication by 1/255 (one ulp from the CPU's division)
     torch.testing.assert_close(pixels.cpu(), expected, rtol=0, atol=1e-6)
     restored = (pixels * 255).round().to(torch.uint8).cpu()

@@ -127,3 +127,11 @@ def test_a_bare_tensor_is_not_a_model_file():
     torch.save(torch.zeros(3), buffer)
     with pytest.raises(ValueError, match="lacks model_type/config/state_dict"):
         load_model(buffer.getvalue())
+
+
+def test_pickles_naming_the_former_home_of_ugvae_config_still_load():
+    # UG-VAE models pickled by the MLflow pytorch flavour name models.config.UGVAEConfig
+    config = UGVAEConfig(dim_z=4)
+    old = pickle.dumps(config, protocol=0).replace(b"ugvae_pipeline.models.ugvae", b"ugvae_pipeline.models.config")
+    assert b"ugvae_pipeline.models.config" in old
+    assert pickle.loads(old) == config

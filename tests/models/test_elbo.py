@@ -17,7 +17,7 @@ CONFIGS = {
 
 
 def independent_negative_elbo(model: UGVAE, x: torch.Tensor, seed: int) -> dict[str, float]:
-    """The SPEC §4 formula, recomputed observation by observation and component by component."""
+    """The formula of docs/model.md §4, recomputed observation by observation and component by component."""
     cfg = model.config
     g, b = x.shape[:2]
     torch.manual_seed(seed)  # replay the two noise draws of forward(): z first, then beta

@@ -3,9 +3,8 @@ import math
 import pytest
 import torch
 
-from ugvae_pipeline.models.config import UGVAEConfig
 from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss, categorical_kl, categorical_uniform_kl
-from ugvae_pipeline.models.ugvae import UGVAE
+from ugvae_pipeline.models.ugvae import UGVAE, UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.trainer import _global_kl_weight
 

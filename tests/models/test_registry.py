@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 import torch
 
 from ugvae_pipeline.models import (
     MLVAE,
+    MODEL_TYPES,
     UGVAE,
+    BaseGroupVAE,
     BetaVAE,
     BetaVAEConfig,
     GMVAE,
+    GMVAEConfig,
     MLVAEConfig,
+    ModelConfig,
+    UGVAEConfig,
     build_model,
     load_model,
+    model_class,
     model_config_from_params,
     model_name,
-    reconstruct,
     save_model,
 )
-from ugvae_pipeline.models.registry import describe_training_groups, run_title, training_groups_strategy
+from ugvae_pipeline.models import registry
 
 # the shape of conf/base's model block: keys of several models side by side
 PARAMS = {
@@ -62,7 +69,7 @@ def test_reconstruct_decodes_posterior_means_with_the_group_code_when_there_is_o
     torch.manual_seed(0)
     model = build_model({**PARAMS, "name": name}).eval()
     x = torch.rand(2, 5, 1, 28, 28)
-    out = reconstruct(model, x)
+    out = model.reconstruct(x)
     assert out.shape == x.shape
     encoding = model.encode(x)
     group = encoding.global_mean if name in ("ugvae", "mlvae") else None
@@ -72,11 +79,50 @@ def test_reconstruct_decodes_posterior_means_with_the_group_code_when_there_is_o
         assert not torch.allclose(out, other)
 
 
-def test_ml_vae_always_trains_on_label_groups_and_reports_say_so():
-    assert training_groups_strategy("mlvae", "random") == "labels"
-    assert training_groups_strategy("ugvae", "random") == "random"
-    assert training_groups_strategy("gmvae", "labels") == "labels"
-    assert "ML-VAE's intended weak supervision" in describe_training_groups("mlvae", "random", "label")
-    assert "without labels" in describe_training_groups("beta_vae", "random")
-    title = run_title({"name": "mlvae"}, {"training": {"strategy": "random", "label_column": "digit"}})
-    assert title.startswith("mlvae, trained on groups formed by labels") and "'digit'" in title
+# what each model can do: (has_group_latent, has_mixture, trains_on_label_groups)
+CAPABILITIES = {
+    "ugvae": (True, True, False),
+    "beta_vae": (False, False, False),
+    "gmvae": (False, True, False),
+    "mlvae": (True, False, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CAPABILITIES))
+def test_each_model_class_declares_its_capabilities(name):
+    cls = model_class(name)
+    declared = ("has_group_latent", "has_mixture", "trains_on_label_groups")
+    assert all(key in vars(cls) for key in declared)  # on the class itself, not inherited
+    assert tuple(getattr(cls, key) for key in declared) == CAPABILITIES[name]
+    model = build_model({**PARAMS, "name": name})
+    assert isinstance(model, BaseGroupVAE) and model.has_group_latent == cls.has_group_latent
+
+
+def test_the_registry_only_maps_names_to_model_and_config_classes():
+    assert MODEL_TYPES == {
+        "ugvae": (UGVAE, UGVAEConfig),
+        "beta_vae": (BetaVAE, BetaVAEConfig),
+        "gmvae": (GMVAE, GMVAEConfig),
+        "mlvae": (MLVAE, MLVAEConfig),
+    }
+    for model_cls, config_cls in MODEL_TYPES.values():
+        assert issubclass(model_cls, BaseGroupVAE) and issubclass(config_cls, ModelConfig)
+    # no name sets: capabilities live on the classes
+    assert not [key for key, value in vars(registry).items() if isinstance(value, (set, frozenset))]
+    with pytest.raises(ValueError, match=r"model.name='vae' is unknown"):
+        model_class("vae")
+
+
+def test_configs_share_the_shape_fields_and_add_only_their_own():
+    shared = ["architecture", "channels", "image_size", "dim_z", "var_x"]
+    own = {
+        UGVAEConfig: {"dim_beta", "n_components", "global_prior_factor", "global_factor_input",
+                      "global_factor_variance", "mixture_prior"},
+        BetaVAEConfig: {"beta"},
+        GMVAEConfig: {"n_components"},
+        MLVAEConfig: {"dim_beta"},
+    }
+    for config_cls, extra in own.items():
+        names = [f.name for f in fields(config_cls)]
+        assert names[: len(shared)] == shared and set(names[len(shared):]) == extra
+        assert not set(shared) & set(config_cls.__annotations__)  # declared once, on ModelConfig

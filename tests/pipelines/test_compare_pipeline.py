@@ -55,7 +55,11 @@ def test_baselines_train_and_evaluate_by_name_and_compare_side_by_side(project_c
     assert gmvae["n_runs"] == 2
     assert np.isclose(gmvae["heldout_loss_std"], runs.loc[runs["model"] == "gmvae", "heldout_loss"].std())
     table = _latest(data / "08_reporting" / "comparison" / "summary.md").read_text()
-    assert "| gmvae | random | 2 (seeds 1,2) |" in table and "| mlvae | labels | 1 (seeds 1) |" in table
+    assert "| gmvae | - | random | 2 (seeds 1,2) |" in table and "| mlvae | - | labels | 1 (seeds 1) |" in table
+    # the group codes stand beside the pooling baselines of the same groups, per model
+    for rep in ("global_code", "mean_image", "mean_local_code", "mean_mixture_probs", "oracle_label_histogram"):
+        assert f"| gmvae | - | {rep} |" in table
+    assert "| mlvae | - | mean_mixture_probs |" not in table  # ML-VAE has no mixture components
     assert _latest(data / "08_reporting" / "comparison" / "summary.png").stat().st_size > 10_000
     # the compare run itself is not tracked: the experiment holds the three runs only
     assert len(client.search_runs([client.get_experiment_by_name("study").experiment_id])) == 3

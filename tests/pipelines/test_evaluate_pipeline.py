@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 
@@ -33,7 +35,7 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
 
     scores = pd.read_csv(_latest(data / "08_reporting" / "evaluation_scores.csv"))
     assert list(scores["representation"]) == [
-        "global_code", "mean_local_code", "mean_image", "oracle_label_histogram",
+        "global_code", "mean_local_code", "mean_mixture_probs", "mean_image", "oracle_label_histogram",
     ]
     oracle = scores.set_index("representation").loc["oracle_label_histogram"]
     assert oracle["svm_linear"] >= 0.5  # twice chance (0.25): the scores see the right group types
@@ -42,6 +44,13 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
     summary = json.loads(_latest(data / "08_reporting" / "evaluation_summary.json").read_text())
     assert summary["n_groups"] == 45 and summary["group_size"] == 64
     assert summary["scores"]["global_code"]["svm_linear"] == scores.loc[0, "svm_linear"]
+    # how much β moves the decoded images beside z, for UG-VAE every score finite
+    beta_effect = json.loads(_latest(data / "08_reporting" / "beta_effect.json").read_text())
+    assert beta_effect["model"] == "ugvae" and beta_effect["n_groups"] == 45
+    effect = beta_effect["scores"]
+    assert all(value is not None and value >= 0 for value in effect.values()), effect
+    assert effect["z_change"] > 0
+    assert effect["beta_effect"] == pytest.approx(effect["beta_change"] / effect["z_change"])
     curve = pd.read_csv(_latest(data / "08_reporting" / "gmm_loglik_curve.csv"))
     assert list(curve["components"]) == list(range(2, 10))
 
@@ -56,6 +65,7 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
     assert "Evaluation report: ugvae, trained on random groups, formed without labels" in report
     assert "45 evaluation groups of 64 images" in report and "posterior mean of its group latent" in report
     assert "<td>oracle_label_histogram</td>" in report and "train_loss" in report
+    assert "Effect of the global code on the decoded images" in report and "<td>beta_effect</td>" in report
     assert report.count("data:image/png;base64,") == 6
 
     client = MlflowClient(f"sqlite:///{default_run / 'mlflow.db'}")
@@ -63,16 +73,44 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics["eval_global_code_svm_linear"] == scores.loc[0, "svm_linear"]
     assert "eval_mean_image_kmeans_ari" in run.data.metrics
+    assert run.data.metrics["eval_beta_effect"] == pytest.approx(effect["beta_effect"])
+    assert run.data.metrics["eval_z_change"] == pytest.approx(effect["z_change"])
     evaluation = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
-    assert "evaluation/evaluation_scores.csv" in evaluation
+    assert {"evaluation/evaluation_scores.csv", "evaluation/beta_effect.json"} <= evaluation
     reports = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert reports == {"report/training_report.html", "report/evaluation_report.html"}
 
 
-def test_extract_refuses_a_saved_model_other_than_model_name():
-    import numpy as np
-    import pytest
+def test_beta_effect_node_leaves_out_what_a_model_has_no_latent_for():
+    """β-VAE: no group latent, no mixture: null in the JSON, no MLflow metric (compare: missing)."""
+    import torch
 
+    from ugvae_pipeline.evaluation.encoding import encode_groups
+    from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
+    from ugvae_pipeline.models import build_model
+    from ugvae_pipeline.pipelines.evaluate.nodes import beta_effect_table, score_beta_effect
+
+    torch.manual_seed(0)
+    model = build_model({"name": "beta_vae"})
+    images = np.random.default_rng(0).integers(0, 256, size=(24, 1, 28, 28), dtype=np.uint8)
+    groups = np.arange(24).reshape(6, 4)
+    meta = pd.DataFrame({"group_id": np.arange(6), "group_type": ["a", "b"] * 3})
+    image_meta = pd.DataFrame({"image_id": np.arange(24), "label": np.arange(24) % 10})
+    codes = encode_groups(model, images, groups, progress="off")
+    summary, metrics = score_beta_effect(
+        model, global_code_table(codes, meta), local_code_table(codes, groups, image_meta, meta),
+        {"seed": 0, "beta_effect": {"groups_per_chunk": 4}},
+    )
+    assert summary["model"] == "beta_vae" and summary["scores"]["z_change"] > 0
+    assert summary["scores"]["beta_effect"] is None and summary["scores"]["component_spread"] is None
+    assert set(metrics) == {"eval_z_change"}
+    assert metrics["eval_z_change"] == [{"value": summary["scores"]["z_change"], "step": 0}]
+    json.dumps(summary, allow_nan=False)  # strict JSON
+    table = beta_effect_table(summary)
+    assert table["value"].notna().sum() == 1
+
+
+def test_extract_refuses_a_saved_model_other_than_model_name():
     from ugvae_pipeline.models import build_model
     from ugvae_pipeline.pipelines.extract.nodes import extract_codes
 

@@ -82,8 +82,9 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
     "pipeline, params, message",
     [
         ("train", {"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
-        ("train", {"data": {"heldout_fraction": "0.2"}}, r"data.heldout_fraction must be a number in \(0, 1\)"),
-        ("train", {"data": {"source": "svhn"}}, r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"),
+        ("train", {"data": {"test_fraction": "0.2"}}, r"data.test_fraction must be a number, got '0.2'"),
+        ("train", {"data": {"source": "svhn"}}, r"data.source='svhn' is unknown; choose one of 'mnist_embedded'"),
+        ("train", {"groups": {"series": {"group_szie": 64}}}, r"unknown parameter groups.series.group_szie; valid names there"),
         ("train", {"groups": {"evaluation": {"strategy": "hair"}}}, r"groups.evaluation.strategy='hair' is unknown"),
         ("train", {"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
         ("train", {"train": {"device": "cuda:x"}}, r"train.device='cuda:x' is unknown; use one of .*, cuda:N or mps:N"),
@@ -96,7 +97,7 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
         ("evaluate", {"evaluate": {"interpolation": {"to_type": "blue"}}},
          r"to_type='blue' is not a group type of groups.evaluation.strategy=series; choose one of \['even'"),
     ],
-    ids=["groups", "data", "data_source", "evaluation_strategy", "train", "train_device", "model_name",
+    ids=["groups", "data", "data_source", "typo", "evaluation_strategy", "train", "train_device", "model_name",
          "beta_vae_beta", "extract_progress", "interpolation_types", "evaluate_alone"],
 )
 def test_bad_parameters_stop_the_run_before_any_node(project_copy, pipeline, params, message):

@@ -43,7 +43,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
 
     history = pd.read_csv(_latest(data / "08_reporting" / "training_history.csv")[0])
     assert list(history["epoch"]) == [1, 2]
-    for split in ("train", "heldout"):
+    for split in ("train", "heldout"):  # history columns: the held-out loss is on validation groups
         for term in ("loss", "reconstruction", "local_kl", "mixture_kl", "global_kl"):
             assert history[f"{split}_{term}"].notna().all()
     figures = {p.parent.parent.name for p in (data / "08_reporting" / "figures").glob("*/*/*.png")}

@@ -5,6 +5,7 @@ import torch
 
 from ugvae_pipeline.models import UGVAE, UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.distributed import spawn_training
 from ugvae_pipeline.training.trainer import train
 
 CONFIG = UGVAEConfig("mlp28", channels=1, image_size=28, dim_z=4, dim_beta=6, n_components=3)
@@ -29,7 +30,8 @@ def _train(groups_per_step: int, devices: int, epochs: int = 2, lr: float = 1e-3
         seed=7, device="cpu", precision="fp32", progress="off", devices=devices,
     )
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    trained, history = train(model, images, train_groups, heldout_groups, config)
+    fit = spawn_training if devices > 1 else train
+    trained, history = fit(model, images, train_groups, heldout_groups, config)
     return initial, trained.state_dict(), history
 
 

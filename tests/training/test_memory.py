@@ -22,7 +22,7 @@ def _stress_module():
 def test_rss_does_not_grow_over_many_small_epochs():
     stress = _stress_module()
     images = np.random.default_rng(0).integers(0, 256, (384, 1, 28, 28), dtype=np.uint8)
-    metadata = pd.DataFrame({"split": ["train"] * 320 + ["heldout"] * 64})
+    metadata = pd.DataFrame({"split": ["train"] * 320 + ["validation"] * 64})
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the script: steadier and, on a busy machine, faster
     try:

@@ -15,7 +15,7 @@ from ugvae_pipeline.training.trainer import GroupBatcher, evaluate_loss, train
 
 @pytest.fixture(scope="module")
 def mnist():
-    return load_embedded_mnist(heldout_fraction=0.2, seed=0)
+    return load_embedded_mnist(seed=0)
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_a_few_hundred_steps_lower_the_heldout_loss(mnist):
     images, metadata = mnist
     config = TrainConfig(epochs=3, group_size=32, groups_per_step=1, progress="off", seed=3)
     plan = random_group_plan(split_indices(metadata, "train"), 32, epochs=3, seed=3)
-    heldout = random_groups(split_indices(metadata, "heldout"), n_groups=4, group_size=64, seed=0)
+    heldout = random_groups(split_indices(metadata, "validation"), n_groups=4, group_size=64, seed=0)
     assert plan.shape[0] * plan.shape[1] >= 300  # a few hundred optimisation steps
     seed_everything(3)
     model = UGVAE(UGVAEConfig())
@@ -64,7 +64,7 @@ def test_training_is_reproducible_from_the_seed(mnist):
     images, metadata = mnist
     config = TrainConfig(epochs=1, group_size=64, progress="off", seed=5)
     plan = random_group_plan(split_indices(metadata, "train")[:640], 64, epochs=1, seed=5)
-    heldout = random_groups(split_indices(metadata, "heldout"), 1, 64, seed=0)
+    heldout = random_groups(split_indices(metadata, "validation"), 1, 64, seed=0)
     weights = []
     for _ in range(2):
         seed_everything(5)
@@ -78,7 +78,7 @@ def test_nan_loss_stops_with_epoch_and_step(mnist):
     images, metadata = mnist
     config = TrainConfig(epochs=1, group_size=16, progress="off", log_every=1000)
     plan = random_group_plan(split_indices(metadata, "train")[:160], 16, epochs=1, seed=0)
-    heldout = random_groups(split_indices(metadata, "heldout"), 1, 16, seed=0)
+    heldout = random_groups(split_indices(metadata, "validation"), 1, 16, seed=0)
     model = UGVAE(UGVAEConfig())
     with torch.no_grad():
         model.decoder[-3].bias[0] = float("nan")  # poisons the reconstruction from step 1
@@ -89,10 +89,10 @@ def test_nan_loss_stops_with_epoch_and_step(mnist):
 def test_group_size_larger_than_the_data_is_refused(mnist):
     _, metadata = mnist
     train_idx = split_indices(metadata, "train")
-    with pytest.raises(ValueError, match=r"group size 5000 is larger than the 4000 training images"):
+    with pytest.raises(ValueError, match=r"group size 5000 is larger than the 3500 training images"):
         random_group_plan(train_idx, 5000, epochs=1, seed=0)
-    with pytest.raises(ValueError, match=r"larger than the 1000 images available"):
-        random_groups(split_indices(metadata, "heldout"), 2, 1001, seed=0)
+    with pytest.raises(ValueError, match=r"larger than the 500 images available"):
+        random_groups(split_indices(metadata, "validation"), 2, 501, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_bad_training_parameters_are_named(params, message):
 def test_plan_with_wrong_epoch_count_is_refused(mnist):
     images, metadata = mnist
     plan = random_group_plan(split_indices(metadata, "train"), 128, epochs=2, seed=0)
-    heldout = random_groups(split_indices(metadata, "heldout"), 1, 128, seed=0)
+    heldout = random_groups(split_indices(metadata, "validation"), 1, 128, seed=0)
     with pytest.raises(ValueError, match="holds 2 epochs of groups but train.epochs=3"):
         train(UGVAE(UGVAEConfig()), images, plan, heldout, TrainConfig(epochs=3, progress="off"))
 
@@ -137,7 +137,7 @@ def _ten_steps(mnist, **train_settings):
     """A seeded UG-VAE trained for one epoch of 10 groups of 32 digits: ``(model, history)``."""
     images, metadata = mnist
     plan = random_group_plan(split_indices(metadata, "train")[:320], 32, epochs=1, seed=SHORT_RUN_SEED)
-    heldout = random_groups(split_indices(metadata, "heldout"), 1, 32, seed=0)
+    heldout = random_groups(split_indices(metadata, "validation"), 1, 32, seed=0)
     config = TrainConfig(epochs=1, group_size=32, progress="off", seed=SHORT_RUN_SEED, **train_settings)
     seed_everything(SHORT_RUN_SEED)
     return train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
@@ -149,7 +149,9 @@ def test_compiled_training_matches_eager(mnist):
     for compiled in (False, True):
         torch._dynamo.reset()
         counters.clear()
-        results[compiled] = _ten_steps(mnist, compile=compiled)
+        # Adam divides by a gradient's running scale, which turns float-order noise in a
+        # near-zero gradient into a whole step; a 1e-3 step keeps that under the tolerance
+        results[compiled] = _ten_steps(mnist, compile=compiled, learning_rate=1e-3)
         graphs[compiled] = counters["stats"]["unique_graphs"]
     assert graphs[False] == 0 and graphs[True] > 0  # the compiled run did run compiled graphs
     (eager, eager_history), (compiled, compiled_history) = results[False], results[True]

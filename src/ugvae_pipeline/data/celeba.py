@@ -5,7 +5,7 @@
                                              then ``filename v1 ... v40`` with values ±1
     <root>/list_eval_partition.txt           ``filename 0|1|2`` (train / validation / test)
 
-Split: partition 0 is ``train``; validation and test (1 and 2) are ``heldout``.
+Split: CelebA's own partition: 0 is ``train``, 1 ``validation``, 2 ``test``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ATTRIBUTES = (
     "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
     "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
 ).split()
-PARTITION_SPLITS = {0: "train", 1: "heldout", 2: "heldout"}
+PARTITION_SPLITS = {0: "train", 1: "validation", 2: "test"}
 WHERE_TO_GET = (
     "Download the 'Align&Cropped Images' (img_align_celeba.zip) and the two annotation files from "
     "http://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Google Drive links there) and unzip them under the root"

@@ -39,11 +39,15 @@ def mnist_framed(digits: np.ndarray) -> np.ndarray:
     return framed
 
 
-def load_uci_digits(heldout_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
+def load_uci_digits(
+    validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, pd.DataFrame]:
     """The 1,797 real 8x8 UCI digits (values 0..16) as MNIST-like ``[1797, 1, 28, 28]`` uint8."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     labels = np.asarray(digits.target)
     images = mnist_framed(np.asarray(digits.images))
-    return images, image_table(labels, stratified_split(labels, heldout_fraction, seed), "uci_digits")
+    return images, image_table(
+        labels, stratified_split(labels, validation_fraction, test_fraction, seed), "uci_digits"
+    )

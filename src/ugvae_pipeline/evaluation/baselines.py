@@ -10,13 +10,24 @@ def mean_local_code(local_codes: np.ndarray) -> np.ndarray:
     return np.asarray(local_codes).mean(1)
 
 
-def mean_image(images: np.ndarray, groups: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """Mean image of each group, flattened: uint8 ``[N, C, H, W]``, ``[n, B]`` → ``[n, C·H·W]`` in [0, 1]."""
-    out = []
-    for start in range(0, len(groups), chunk):
-        index = np.asarray(groups[start : start + chunk])
-        out.append(images[index].reshape(*index.shape, -1).astype(np.float32).mean(1) / 255.0)
-    return np.concatenate(out)
+def mean_image(images: np.ndarray, groups: np.ndarray, chunk: int | None = None, chunk_bytes: int = 1 << 25) -> np.ndarray:
+    """Mean image of each group, flattened: uint8 ``[N, C, H, W]``, ``[n, B]`` → float32 ``[n, C·H·W]`` in [0, 1].
+
+    Memory-bounded: groups are gathered ``chunk`` at a time (default: as many as fit in
+    ``chunk_bytes`` of uint8 pixels, at least one) and averaged in float32 without a float
+    copy of the chunk, so the peak is about the uint8 chunk plus the ``[n, C·H·W]`` output.
+    """
+    groups = np.asarray(groups)
+    n, b = groups.shape
+    size = int(np.prod(images.shape[1:]))
+    if chunk is None:
+        chunk = max(1, chunk_bytes // max(1, b * size * images.itemsize))
+    out = np.empty((n, size), dtype=np.float32)
+    for start in range(0, n, chunk):
+        index = groups[start : start + chunk]
+        out[start : start + len(index)] = images[index].reshape(*index.shape, -1).mean(1, dtype=np.float32)
+    out /= 255.0
+    return out
 
 
 def label_histogram(labels: np.ndarray, groups: np.ndarray, n_classes: int = 10) -> np.ndarray:

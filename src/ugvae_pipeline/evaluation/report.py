@@ -1,8 +1,9 @@
 """Scores of every representation of the same evaluation groups, in one table.
 
 The global code is scored beside honest baselines computed on the same groups: the mean of
-the local codes of each group, the mean image of each group and, for labelled sources, the
-oracle histogram of the true labels (the ceiling). A reader sees at once whether the global
+the local codes of each group, for mixture models the mean of the images' mixture
+responsibilities π, the mean image of each group and, for labelled sources, the oracle
+histogram of the true labels (the ceiling). A reader sees at once whether the global
 latent adds anything over pooling.
 """
 
@@ -18,19 +19,39 @@ from ugvae_pipeline.evaluation.tables import code_matrix
 RANDOM = "random"
 
 
+MIXTURE_PROB_PREFIX = "mixture_prob_"  # local_codes columns of q(d | z), one per component
+
+
+def has_mixture_columns(local_codes: pd.DataFrame) -> bool:
+    """Whether a local-code table holds mixture responsibilities: models without mixture
+    components write a single ``mixture_prob_00`` column of ones, mixture models one per component."""
+    return sum(c.startswith(MIXTURE_PROB_PREFIX) for c in local_codes.columns) > 1
+
+
 def representations(
     global_codes: pd.DataFrame, local_codes: pd.DataFrame, images: np.ndarray, groups: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray, mixture: bool | None = None,
 ) -> dict[str, tuple[str, np.ndarray]]:
-    """``name → (kind, codes [n_groups, D])`` for the global code and each baseline."""
+    """``name → (kind, codes [n_groups, D])`` for the global code and each baseline.
+
+    ``mean_mixture_probs`` (mixture models only: ``mixture`` true, or by default when the
+    table has more than one mixture-probability column) is the group mean of the images'
+    responsibilities π_i = q(d_i | z_i), the baseline matching UG-VAE's global factor input.
+    """
     order = global_codes["group_id"].to_numpy()
     local = local_codes.sort_values(["group_id", "position"])
     mean_local = local.groupby("group_id")[[c for c in local if c.startswith("local_mean_")]].mean()
     reps = {
         "global_code": ("model", code_matrix(global_codes, "global_mean")),
         "mean_local_code": ("baseline", mean_local.loc[order].to_numpy(np.float64)),
-        "mean_image": ("baseline", baselines.mean_image(images, groups)),
     }
+    if mixture is None:
+        mixture = has_mixture_columns(local_codes)
+    if mixture:
+        prob_columns = [c for c in local if c.startswith(MIXTURE_PROB_PREFIX)]
+        mean_probs = local.groupby("group_id")[prob_columns].mean()
+        reps["mean_mixture_probs"] = ("baseline", mean_probs.loc[order].to_numpy(np.float64))
+    reps["mean_image"] = ("baseline", baselines.mean_image(images, groups))
     if (labels >= 0).all():
         reps["oracle_label_histogram"] = (
             "oracle", baselines.label_histogram(labels, groups, int(labels.max()) + 1)

@@ -1,4 +1,4 @@
-"""Encoder/decoder pairs of the official code (``../shared/SPEC.md`` §5), plus ``conv28``.
+"""Encoder/decoder pairs of the official code (docs/model.md §6), plus ``conv28``.
 
 Each architecture is a registry entry, so a new dataset shape is a new entry here, not a
 branch inside the model. An encoder maps images ``[N, C, H, W]`` to features ``[N, 256]``;

@@ -1,4 +1,4 @@
-"""The UG-VAE objective (``../shared/SPEC.md`` §4) and the baselines' (β-VAE, GMVAE, ML-VAE):
+"""The UG-VAE objective (docs/model.md §4) and the baselines' (β-VAE, GMVAE, ML-VAE):
 every term of every model in one place.
 
 ELBO per group (maximised; the loss is its negative):
@@ -194,7 +194,7 @@ def annealed_loss(terms: ELBOTerms, global_kl_weight: float) -> Tensor:
     return terms.loss - (1.0 - global_kl_weight) * terms.global_kl
 
 
-# -- baselines (issue 6): the same terms, reported under the same names ---------------------
+# -- baselines: the same terms, reported under the same names ---------------------
 
 
 def beta_vae_elbo(

@@ -8,49 +8,51 @@ q(s_i | x_i) the UG-VAE local head.
 ML-VAE is a weakly supervised model: it is meant to be trained on groups formed by labels
 (every image of a group shares the factor C should capture), unlike UG-VAE, whose groups
 may be random. Trained on random groups it is a comparison point, not its intended use.
-Shares UG-VAE's API (see ``group_vae``): ``global_*`` is q(C | X), ``local_*`` q(s | x).
+Shares the API of every model (see ``base``): ``global_*`` is q(C | X), ``local_*`` q(s | x).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ugvae_pipeline.models.architectures import FEATURE_DIM
-from ugvae_pipeline.models.config import ModelConfigDict, validate_shape
+from ugvae_pipeline.models.base import BaseGroupVAE, reparameterise
+from ugvae_pipeline.models.config import ModelConfig
 from ugvae_pipeline.models.elbo import mlvae_elbo, product_of_gaussians
-from ugvae_pipeline.models.group_vae import GroupVAEBase, reparameterise
-from ugvae_pipeline.models.ugvae import GroupEncoding, LatentNoise, UGVAEOutput
+from ugvae_pipeline.models.outputs import GroupEncoding, LatentNoise, ModelOutput
 
 
 @dataclass(frozen=True)
-class MLVAEConfig(ModelConfigDict):
+class MLVAEConfig(ModelConfig):
     """Shape and likelihood of an ML-VAE.
 
     Attributes:
-        architecture, channels, image_size, var_x: as in ``UGVAEConfig``.
+        architecture, channels, image_size, var_x: as in ``ModelConfig``.
         dim_z: size of the per-image style latent s.
         dim_beta: size of the group content latent C (named as UG-VAE's global latent).
     """
 
-    architecture: str = "mlp28"
-    channels: int = 1
-    image_size: int = 28
-    dim_z: int = 10
     dim_beta: int = 20
-    var_x: float = 0.2
 
-    def __post_init__(self) -> None:
-        validate_shape(self, ("channels", "image_size", "dim_z", "dim_beta"))
+    integer_fields: ClassVar[tuple[str, ...]] = (*ModelConfig.integer_fields, "dim_beta")
 
 
-class MLVAE(GroupVAEBase):
+class MLVAE(BaseGroupVAE):
     """ML-VAE on groups ``[G, B, C, H, W]``; weakly supervised (groups formed by labels)."""
 
+    has_group_latent = True
+    has_mixture = False
+    trains_on_label_groups = True
+
+    config: MLVAEConfig
+
     def __init__(self, config: MLVAEConfig):
-        super().__init__(config, config.dim_z + config.dim_beta)
+        super().__init__(config)
+        self._build_decoder(config.dim_z + config.dim_beta)
         self.group_encoder = nn.Linear(FEATURE_DIM, 2 * config.dim_beta)
 
     def _infer(self, x: Tensor) -> GroupEncoding:
@@ -73,14 +75,11 @@ class MLVAE(GroupVAEBase):
         style = self._prior_draw(n_groups, group_size, self.config.dim_z, generator=generator)
         return self.decode(style, content)
 
-    def forward(self, x: Tensor, noise: LatentNoise | None = None) -> UGVAEOutput:
+    def forward(self, x: Tensor, noise: LatentNoise | None = None) -> ModelOutput:
         """One reparameterised s per image and C per group (``noise.local_code``/``global_code``)."""
         enc = self._infer(x)
         style = reparameterise(enc.local_mean, enc.local_var, None if noise is None else noise.local_code)
         content = reparameterise(enc.global_mean, enc.global_var, None if noise is None else noise.global_code)
         reconstruction = self.decode(style, content)
-        terms = self._objective(
-            mlvae_elbo, x, reconstruction, self.config.var_x,
-            enc.local_mean, enc.local_var, enc.global_mean, enc.global_var,
-        )
+        terms = self._elbo(mlvae_elbo, x, reconstruction, enc.local_mean, enc.local_var, enc.global_mean, enc.global_var)
         return self._output(terms, enc, style, content, reconstruction)

@@ -9,118 +9,76 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ugvae_pipeline.models.architectures import ARCHITECTURES, FEATURE_DIM
-from ugvae_pipeline.models.config import UGVAEConfig
-from ugvae_pipeline.models.elbo import ELBOTerms, product_of_gaussians, ugvae_elbo
+from ugvae_pipeline.models.architectures import FEATURE_DIM
+from ugvae_pipeline.models.base import BaseGroupVAE, draw_components, reparameterise, sample_components
+from ugvae_pipeline.models.config import ModelConfig
+from ugvae_pipeline.models.elbo import product_of_gaussians, ugvae_elbo
+from ugvae_pipeline.models.outputs import GroupEncoding, LatentNoise, ModelOutput
+
+GLOBAL_FACTOR_INPUTS = ("features_and_probs", "probs", "features")
+GLOBAL_FACTOR_VARIANCES = ("per_observation", "shared")
+MIXTURE_PRIORS = ("uniform", "global")
 
 
-@dataclass
-class GroupEncoding:
-    """Posterior parameters of G groups of B images.
-
-    Attributes:
-        global_mean, global_var: q(β | X), ``[G, dim_beta]``.
-        local_mean, local_var: q(z_i | x_i), ``[G, B, dim_z]``.
-        mixture_probs: q(d_i | z_i), ``[G, B, K]`` (from the mean of z when encoding).
-    """
-
-    global_mean: Tensor
-    global_var: Tensor
-    local_mean: Tensor
-    local_var: Tensor
-    mixture_probs: Tensor
-
-
-@dataclass
-class LatentNoise:
-    """The standard-normal draws of one training step, for the reparameterised samples.
-
-    Drawn outside the model when a run must control them: data-parallel training draws the
-    noise of every group of a step on every process and keeps its own groups' share, so N
-    processes reproduce one process exactly; tests give two implementations the same noise.
+@dataclass(frozen=True)
+class UGVAEConfig(ModelConfig):
+    """Shape and likelihood of a UG-VAE (docs/model.md §2–6).
 
     Attributes:
-        local_code: ε of z_i = μ_z + ε σ_z, ``[G, B, dim_z]``.
-        global_code: ε of β = μ_β + ε σ_β, ``[G, dim_beta]``.
+        architecture, channels, image_size, dim_z, var_x: as in ``ModelConfig`` (``var_x``
+            is the variance of p(x | z, β)).
+        dim_beta: global latent size.
+        n_components: K, mixture components of the local prior.
+        global_prior_factor: include N(0, I) as a factor of q(β | X). The official code does
+            not (``False``); with it, q(β | X) has the exact conjugate-posterior form.
+        global_factor_input: what each observation's factor of q(β | X) is computed from:
+            ``features_and_probs`` (official: Linear(256+K, 2·dim_beta) on [h_i ; π_i]),
+            ``probs`` (Linear(K, 2·dim_beta) on π_i alone, so μ_β is a function of the
+            group's soft component histogram) or ``features`` (Linear(256, 2·dim_beta) on h_i).
+        global_factor_variance: ``per_observation`` (official: each factor's log-variance is
+            an output of the factor network) or ``shared`` (one learned log-variance per β
+            dimension for all factors, so μ_β is the plain mean of the factor means, e.g. a
+            linear function of the group's mean π with ``global_factor_input: probs``).
+        mixture_prior: prior of the component d_i: ``uniform`` (official Cat(1/K)) or
+            ``global`` (p(d_i | β) = Cat(softmax(Linear(dim_beta, K)(β))), which gives β a
+            reason to encode the group's composition over the K components).
     """
 
-    local_code: Tensor
-    global_code: Tensor
+    dim_beta: int = 20
+    n_components: int = 10
+    global_prior_factor: bool = False
+    global_factor_input: str = "features_and_probs"
+    global_factor_variance: str = "per_observation"
+    mixture_prior: str = "uniform"
 
-    @classmethod
-    def draw(
-        cls,
-        config: UGVAEConfig,
-        n_groups: int,
-        group_size: int,
-        generator: torch.Generator | None = None,
-        device: torch.device | str | None = None,
-    ) -> LatentNoise:
-        local = torch.randn(n_groups, group_size, config.dim_z, generator=generator, device=device)
-        # models without a global latent (β-VAE, GMVAE) have no dim_beta: an empty [G, 0] draw
-        dim_global = getattr(config, "dim_beta", 0)
-        global_ = torch.randn(n_groups, dim_global, generator=generator, device=device)
-        return cls(local, global_)
+    integer_fields: ClassVar[tuple[str, ...]] = (*ModelConfig.integer_fields, "dim_beta", "n_components")
 
-    def __getitem__(self, groups: slice) -> LatentNoise:
-        """The noise of a slice of the groups."""
-        return LatentNoise(self.local_code[groups], self.global_code[groups])
-
-
-@dataclass
-class UGVAEOutput:
-    """What one forward pass produces: the loss terms, the codes and the reconstructions.
-
-    Attributes:
-        terms: negative ELBO and each term, per image.
-        encoding: posterior parameters (mixture_probs from the sampled z).
-        local_code: sampled z, ``[G, B, dim_z]``.
-        global_code: sampled β, ``[G, dim_beta]``.
-        reconstruction: decoder means, ``[G, B, C, H, W]``.
-    """
-
-    terms: ELBOTerms
-    encoding: GroupEncoding
-    local_code: Tensor
-    global_code: Tensor
-    reconstruction: Tensor
-
-    @property
-    def loss(self) -> Tensor:
-        return self.terms.loss
-
-
-def check_groups(x: Tensor, channels: int, image_size: int) -> None:
-    """Refuse anything but groups of images ``[G, B, channels, image_size, image_size]``."""
-    c, s = channels, image_size
-    if x.dim() != 5 or tuple(x.shape[2:]) != (c, s, s):
-        raise ValueError(f"expected groups of images shaped [G, B, {c}, {s}, {s}], got {list(x.shape)}")
-
-
-def decode_codes(decoder: nn.Module, z: Tensor, beta: Tensor | None = None) -> Tensor:
-    """Pixel means ``decoder([z ; β])`` for codes ``z [..., dim_z]``; β ``[G, dim_beta]`` is
-    broadcast over the group, ``[G, B, dim_beta]`` is used as is, ``None`` decodes z alone."""
-    if beta is not None:
-        if beta.dim() == z.dim() - 1:
-            beta = beta.unsqueeze(-2).expand(*z.shape[:-1], beta.shape[-1])
-        z = torch.cat([z, beta], dim=-1)
-    out = decoder(z.flatten(0, -2))
-    return out.view(*z.shape[:-1], *out.shape[1:])
-
-
-def sample_components(
-    means: Tensor, variances: Tensor, d: Tensor, generator: torch.Generator | None = None
-) -> Tensor:
-    """z ~ N(μ_d, σ²_d) for component indices ``d [G, B]`` of ``means, variances [G, K, D]``."""
-    index = d.unsqueeze(-1).expand(-1, -1, means.shape[-1])
-    mean = means.gather(1, index)
-    std = variances.gather(1, index).sqrt()
-    return mean + torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.global_prior_factor, bool):
+            raise ValueError(
+                f"model.global_prior_factor must be true or false, got {self.global_prior_factor!r}"
+            )
+        if self.global_factor_input not in GLOBAL_FACTOR_INPUTS:
+            raise ValueError(
+                f"model.global_factor_input={self.global_factor_input!r} is unknown; "
+                f"choose one of {GLOBAL_FACTOR_INPUTS}"
+            )
+        if self.global_factor_variance not in GLOBAL_FACTOR_VARIANCES:
+            raise ValueError(
+                f"model.global_factor_variance={self.global_factor_variance!r} is unknown; "
+                f"choose one of {GLOBAL_FACTOR_VARIANCES}"
+            )
+        if self.mixture_prior not in MIXTURE_PRIORS:
+            raise ValueError(
+                f"model.mixture_prior={self.mixture_prior!r} is unknown; choose one of {MIXTURE_PRIORS}"
+            )
 
 
 class ComponentPriors(nn.Module):
@@ -156,16 +114,18 @@ class ComponentPriors(nn.Module):
         return mean, torch.exp(torch.tanh(pre_var))
 
 
-class UGVAE(nn.Module):
-    """Unsupervised Global VAE (``../shared/SPEC.md`` §2–5)."""
+class UGVAE(BaseGroupVAE):
+    """Unsupervised Global VAE (docs/model.md §2–6)."""
+
+    has_group_latent = True
+    has_mixture = True
+    trains_on_label_groups = False
+
+    config: UGVAEConfig
 
     def __init__(self, config: UGVAEConfig):
-        super().__init__()
-        self.config = config
-        arch = ARCHITECTURES[config.architecture]
+        super().__init__(config)
         k, dz, db = config.n_components, config.dim_z, config.dim_beta
-        self.pre_encoder = arch.build_encoder(config.channels)
-        self.local_encoder = nn.Linear(FEATURE_DIM, 2 * dz)
         self.mixture_encoder = nn.Sequential(nn.Linear(dz, 256), nn.Tanh(), nn.Linear(256, k))
         factor_in = {"features_and_probs": FEATURE_DIM + k, "probs": k, "features": FEATURE_DIM}
         shared = config.global_factor_variance == "shared"
@@ -175,26 +135,16 @@ class UGVAE(nn.Module):
         self.component_priors = ComponentPriors(db, dz, k)
         # p(d | β): None is the official uniform Cat(1/K)
         self.mixture_weights = nn.Linear(db, k) if config.mixture_prior == "global" else None
-        self.decoder = arch.build_decoder(dz + db, config.channels)
+        self._build_decoder(dz + db)
 
     # -- inference ---------------------------------------------------------------------
-    def _check_groups(self, x: Tensor) -> None:
-        check_groups(x, self.config.channels, self.config.image_size)
-
     def _infer(
         self, x: Tensor, sample: bool, local_noise: Tensor | None = None
     ) -> tuple[GroupEncoding, Tensor]:
         """Posterior parameters and the local code used for π (sampled or the mean)."""
-        self._check_groups(x)
-        g, b = x.shape[:2]
-        h = self.pre_encoder(x.flatten(0, 1)).view(g, b, FEATURE_DIM)
-        local_mean, local_log_var = self.local_encoder(h).chunk(2, dim=-1)
-        local_var = torch.exp(local_log_var)
-        if sample:
-            eps = torch.randn_like(local_mean) if local_noise is None else local_noise
-            z = torch.addcmul(local_mean, eps, local_var.sqrt())
-        else:
-            z = local_mean
+        h = self._features(x)
+        local_mean, local_var = self._local_posterior(h)
+        z = reparameterise(local_mean, local_var, local_noise) if sample else local_mean
         mixture_probs = torch.softmax(self.mixture_encoder(z), dim=-1)
         if self.config.global_factor_input == "probs":
             factor_input = mixture_probs
@@ -219,18 +169,6 @@ class UGVAE(nn.Module):
         return self._infer(x, sample=False)[0]
 
     # -- generation --------------------------------------------------------------------
-    def decode(self, z: Tensor, beta: Tensor) -> Tensor:
-        """Pixel means f([z ; β]).
-
-        Args:
-            z: local codes ``[G, B, dim_z]``.
-            beta: global codes ``[G, dim_beta]`` (broadcast over the group) or ``[G, B, dim_beta]``.
-
-        Returns:
-            ``[G, B, C, H, W]`` in (0, 1).
-        """
-        return decode_codes(self.decoder, z, beta)
-
     def mixture_log_prior(self, beta: Tensor) -> Tensor | None:
         """log p(d | β) ``[G, K]`` for β ``[G, dim_beta]``; ``None`` for the uniform Cat(1/K)."""
         if self.mixture_weights is None:
@@ -255,24 +193,15 @@ class UGVAE(nn.Module):
         d_i is that component (to show what each mixture component generates).
         """
         cfg = self.config
-        device = next(self.parameters()).device
-        beta = torch.randn(n_groups, cfg.dim_beta, generator=generator, device=device)
+        beta = self._prior_draw(n_groups, cfg.dim_beta, generator=generator)
         means, variances = self.component_priors(beta)  # [G, K, dz]
-        log_prior = self.mixture_log_prior(beta)
-        if component is None and log_prior is None:
-            d = torch.randint(
-                cfg.n_components, (n_groups, group_size), generator=generator, device=device
-            )
-        elif component is None:
-            d = torch.multinomial(log_prior.exp(), group_size, replacement=True, generator=generator)
-        else:
-            if not 0 <= component < cfg.n_components:
-                raise ValueError(f"component must be in [0, {cfg.n_components}), got {component}")
-            d = torch.full((n_groups, group_size), component, device=device)
+        d = draw_components(
+            n_groups, group_size, cfg.n_components, component, self.mixture_log_prior(beta), generator, self._device()
+        )
         return self.decode(sample_components(means, variances, d, generator), beta)
 
     # -- training ----------------------------------------------------------------------
-    def forward(self, x: Tensor, noise: LatentNoise | None = None) -> UGVAEOutput:
+    def forward(self, x: Tensor, noise: LatentNoise | None = None) -> ModelOutput:
         """One reparameterised sample of z_i and β per group; returns the loss and its terms.
 
         Args:
@@ -281,25 +210,12 @@ class UGVAE(nn.Module):
                 when omitted.
         """
         encoding, z = self._infer(x, sample=True, local_noise=None if noise is None else noise.local_code)
-        eps = torch.randn_like(encoding.global_mean) if noise is None else noise.global_code
-        beta = torch.addcmul(encoding.global_mean, eps, encoding.global_var.sqrt())
+        beta = reparameterise(encoding.global_mean, encoding.global_var, None if noise is None else noise.global_code)
         prior_means, prior_vars = self.component_priors(beta)
         reconstruction = self.decode(z, beta)
-        inputs = (
-            x, reconstruction, encoding.local_mean, encoding.local_var, encoding.mixture_probs,
+        terms = self._elbo(
+            ugvae_elbo, x, reconstruction, encoding.local_mean, encoding.local_var, encoding.mixture_probs,
             prior_means, prior_vars, encoding.global_mean, encoding.global_var,
+            mixture_log_prior=self.mixture_log_prior(beta),
         )
-        log_prior = self.mixture_log_prior(beta)
-        if torch.is_autocast_enabled(x.device.type):
-            # the objective in fp32 even when the networks run in bf16
-            with torch.autocast(x.device.type, enabled=False):
-                inputs = tuple(t.float() for t in inputs)
-                log_prior = None if log_prior is None else log_prior.float()
-                terms = ugvae_elbo(*inputs[:2], self.config.var_x, *inputs[2:], mixture_log_prior=log_prior)
-        else:
-            terms = ugvae_elbo(*inputs[:2], self.config.var_x, *inputs[2:], mixture_log_prior=log_prior)
-        return UGVAEOutput(terms, encoding, z, beta, reconstruction)
-
-    def loss(self, x: Tensor, noise: LatentNoise | None = None) -> ELBOTerms:
-        """Negative ELBO per image and each of its terms, for groups ``x [G, B, C, H, W]``."""
-        return self.forward(x, noise).terms
+        return self._output(terms, encoding, z, beta, reconstruction)

@@ -10,20 +10,30 @@ Files are plain tensors, numbers and strings, loaded with ``torch.load(weights_o
 and written atomically (a temporary file in the same folder, then ``os.replace``), so a kill
 at any moment leaves either the previous checkpoint or the new one, never a torn file.
 A checkpoint is working state, not an artifact: the final model is the versioned output.
+
+The trainer calls :func:`run_signature` once, :func:`resume_training` when ``train.resume`` is
+set, and :func:`save_training_state` every ``train.checkpoint_every`` epochs (rank 0 only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ugvae_pipeline.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FILENAME = "ugvae_checkpoint.pt"
@@ -124,3 +134,59 @@ def check_signature(path: str | os.PathLike, saved: dict[str, Any], current: dic
             "train.resume=false (or another train.checkpoint_dir) to start afresh"
         )
 
+
+
+def run_signature(
+    model: nn.Module, train_groups: np.ndarray, heldout_groups: np.ndarray, config: TrainConfig,
+    groups_per_step: int, precision: str,
+) -> dict:
+    """What a resumed run must share with the checkpoint to continue the same run exactly.
+
+    ``groups_per_step`` counts the groups of a step over all processes; ``precision`` is
+    ``fp32`` or the autocast dtype's name.
+    """
+    return {
+        "model": model.config.to_dict(),
+        "seed": config.seed,
+        "learning_rate": config.learning_rate,
+        "groups_per_step": groups_per_step,
+        "global_kl_warmup_epochs": config.global_kl_warmup_epochs,
+        "precision": precision,
+        "train_groups": array_digest(train_groups),
+        "heldout_groups": array_digest(heldout_groups),
+    }
+
+
+def save_training_state(
+    path: Path, signature: dict, epoch: int, history: list[dict], model: nn.Module,
+    optimizer: torch.optim.Optimizer, noise_generator: torch.Generator,
+) -> None:
+    """Checkpoint a run after ``epoch``: its signature, history, weights, optimizer and RNGs."""
+    save_checkpoint(path, {
+        "signature": signature, "epoch": epoch, "history": history,
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "rng": capture_rng_states(noise_generator),
+    })
+
+
+def resume_training(
+    path: Path, signature: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
+    noise_generator: torch.Generator,
+) -> tuple[list[dict], int]:
+    """Load the checkpoint at ``path`` into the model, optimizer and generators.
+
+    Returns the history so far and the epochs done; ``([], 0)`` when there is no checkpoint.
+
+    Raises:
+        ValueError: the checkpoint does not load, or was written by a run of another signature.
+    """
+    if not path.exists():
+        log.info("train.resume: no checkpoint at %s, training from epoch 1", path)
+        return [], 0
+    state = load_checkpoint(path)
+    check_signature(path, state["signature"], signature)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    restore_rng_states(state["rng"], noise_generator)
+    log.info("train.resume: continuing from %s after epoch %d", path, state["epoch"])
+    return list(state["history"]), int(state["epoch"])

@@ -2,17 +2,11 @@
 
 Two ways to launch it:
 
-- from the training node, with ``train.devices: N`` (N > 1): :func:`spawn_training` starts N
-  worker processes with ``torch.multiprocessing`` (NCCL on CUDA devices 0..N-1, Gloo on the
-  CPU) and returns what rank 0 trained, so only the parent process writes outputs;
-- with ``torchrun``, which starts the processes itself::
-
-      python -m torch.distributed.run --nproc_per_node=2 -m ugvae_pipeline.training.distributed \\
-          [--env local] [--params "train.epochs=2"]
-
-  Every process loads the images, the group plan and the parameters from the project's Data
-  Catalog (run it from the project root, after the ingestion and grouping pipelines); rank 0
-  alone saves ``trained_model`` and ``training_history`` back to the catalog.
+- :func:`spawn_training` starts N worker processes with ``torch.multiprocessing`` (NCCL on CUDA
+  devices 0..N-1, Gloo on the CPU) and returns what rank 0 trained, so only the parent process
+  writes outputs (the training node calls it when ``train.devices`` > 1);
+- ``torchrun`` starts the processes itself and each calls :func:`~ugvae_pipeline.training.trainer.train`
+  inside the process group (the Kedro entry point is ``ugvae_pipeline.pipelines.training.torchrun``).
 
 Each step, every process takes ``train.groups_per_step`` whole groups (a group is never split:
 its global code needs all of its members) and draws the reparameterisation noise of all the
@@ -24,7 +18,6 @@ own images, not of the whole step.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import os
@@ -39,7 +32,8 @@ from torch import multiprocessing as mp
 from torch import nn
 
 from ugvae_pipeline.training.config import TrainConfig
-from ugvae_pipeline.training.trainer import resolve_device, train
+from ugvae_pipeline.training.device import resolve_device
+from ugvae_pipeline.training.trainer import train
 
 log = logging.getLogger(__name__)
 
@@ -121,53 +115,3 @@ def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, confi
         dist.barrier()
     finally:
         dist.destroy_process_group()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``torchrun`` entry point: train on the Data Catalog's datasets, rank 0 saves."""
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    from ugvae_pipeline.pipelines.training.nodes import train_model
-
-    parser = argparse.ArgumentParser(prog="python -m ugvae_pipeline.training.distributed")
-    parser.add_argument("--env", default=None, help="Kedro configuration environment")
-    parser.add_argument(
-        "--params", default="", help='runtime parameters as in kedro run, e.g. "train.epochs=2"'
-    )
-    args = parser.parse_args(argv)
-    runtime_params = {}
-    for item in filter(None, (p.strip() for p in args.params.split(","))):
-        key, _, value = item.partition("=")
-        import yaml
-
-        runtime_params[key.strip()] = yaml.safe_load(value)
-
-    logging.basicConfig(level=logging.INFO)
-    project = Path.cwd()
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=args.env, runtime_params=runtime_params) as session:
-        catalog = session.load_context().catalog
-        train_params = catalog.load("params:train")
-        device = resolve_device(train_params.get("device", "auto"))
-        dist.init_process_group(backend_for(device))  # rank and world from torchrun's env
-        try:
-            result = train_model(
-                catalog.load("images"),
-                catalog.load("train_groups"),
-                catalog.load("heldout_groups"),
-                catalog.load("params:model"),
-                train_params,
-            )
-            if dist.get_rank() == 0:
-                model, history = result
-                catalog.save("trained_model", model)
-                catalog.save("training_history", history)
-                log.info("rank 0 saved trained_model and training_history")
-            dist.barrier()  # as in _worker: nobody tears down while a peer is still working
-        finally:
-            dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,13 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ugvae_pipeline.evaluation.comparison import comparison_figure, markdown_tables, runs_table, summary_table
+from ugvae_pipeline.evaluation.comparison import (
+    comparison_figure,
+    markdown_tables,
+    runs_table,
+    summary_table,
+    with_baselines,
+)
 
 
 def query_runs(compare_params: dict) -> pd.DataFrame:
@@ -26,8 +32,9 @@ def query_runs(compare_params: dict) -> pd.DataFrame:
 
 def compare_runs(runs: pd.DataFrame, compare_params: dict) -> tuple[pd.DataFrame, pd.DataFrame, str, Figure]:
     """One row per evaluated run, the mean ± std summary over seeds, the summary as Markdown and
-    as a figure, over ``compare.metrics``."""
+    as a figure, over ``compare.metrics`` and, beside each global-code score, the same score of
+    the pooling baselines and the oracle on the same groups."""
     table = runs_table(runs)
-    metrics = list(compare_params["metrics"])
+    metrics = with_baselines(table, list(compare_params["metrics"]))
     summary = summary_table(table, metrics)
     return table, summary, markdown_tables(summary, metrics), comparison_figure(summary, metrics)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ugvae_pipeline.evaluation import figures
+from ugvae_pipeline.evaluation.beta_effect import BETA_EFFECT_SCORES, beta_effect_scores, codes_from_tables, subsample
 from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
 from ugvae_pipeline.evaluation.report import RANDOM, domain_alignment_scores, representations, score_table
 from ugvae_pipeline.evaluation.tables import code_matrix
 from ugvae_pipeline.html_report import last_epoch_table, render_report
-from ugvae_pipeline.models.registry import GROUP_LATENT_MODELS, MIXTURE_MODELS, configured_name, model_name, run_title
+from ugvae_pipeline.models.registry import configured_name, model_class, model_name
+from ugvae_pipeline.runs import run_title
 
 
 def score_global_codes(
@@ -49,9 +53,50 @@ def score_global_codes(
     return table, summary, mlflow_metrics
 
 
+def score_beta_effect(
+    model, global_codes: pd.DataFrame, local_codes: pd.DataFrame, evaluate_params: dict
+) -> tuple[dict, dict]:
+    """How much β moves the decoded evaluation images beside z (``evaluation.beta_effect``):
+    a JSON-able summary (non-finite scores as null) and the finite scores as MLflow metrics
+    ``eval_<score>`` (``eval_beta_effect``, ``eval_z_change``, ...)."""
+    options = evaluate_params.get("beta_effect") or {}
+    beta, z, types = subsample(
+        *codes_from_tables(global_codes, local_codes), options.get("max_groups", 60), options.get("images_per_group", 16)
+    )
+    seed = evaluate_params["seed"]
+    scores = beta_effect_scores(
+        model, beta, z, types, seed=seed, groups_per_chunk=options.get("groups_per_chunk", 16)
+    )
+    summary = {
+        "model": model_name(model),
+        "n_groups": int(z.shape[0]),
+        "group_size": int(z.shape[1]),
+        "seed": seed,
+        "scores": {key: value if math.isfinite(value) else None for key, value in scores.items()},
+    }
+    metrics = {
+        f"eval_{key}": [{"value": float(value), "step": 0}]
+        for key, value in scores.items()
+        if math.isfinite(value)
+    }
+    return summary, metrics
+
+
+def beta_effect_table(beta_effect: dict) -> pd.DataFrame:
+    """The β-effect summary as ``score | value | what it measures`` rows (NaN: not applicable)."""
+    scores = beta_effect["scores"]
+    return pd.DataFrame(
+        {
+            "score": list(BETA_EFFECT_SCORES),
+            "value": [np.nan if scores.get(key) is None else float(scores[key]) for key in BETA_EFFECT_SCORES],
+            "what it measures": list(BETA_EFFECT_SCORES.values()),
+        }
+    )
+
+
 def code_description(model_params: dict) -> str:
     """What the ``global_code`` representation of a model's scores is."""
-    if configured_name(model_params) in GROUP_LATENT_MODELS:
+    if model_class(configured_name(model_params)).has_group_latent:
         return "posterior mean of its group latent"
     return "mean of the group's local codes (it has no group latent)"
 
@@ -109,10 +154,10 @@ def latent_traversals(
         code_matrix(local_codes[local_codes["group_id"] == g["group_id"]].sort_values("position").iloc[:1], "local_mean")[0]
         for g in (group_a, group_b)
     )
-    if model_name(model) not in GROUP_LATENT_MODELS:  # i.i.d. models: no global code to interpolate
+    if not model.has_group_latent:  # i.i.d. models: no global code to interpolate
         beta_a = beta_b = None
     sweep = evaluate_params["sweep"]
-    if model_name(model) in MIXTURE_MODELS and not 0 <= sweep["component"] < model.config.n_components:
+    if model.has_mixture and not 0 <= sweep["component"] < model.config.n_components:
         raise ValueError(
             f"evaluate.sweep.component={sweep['component']} must be in [0, {model.config.n_components})"
         )
@@ -124,10 +169,10 @@ def latent_traversals(
 
 def evaluation_report(
     history: pd.DataFrame, scores: pd.DataFrame, summary: dict, model_params: dict, groups_params: dict,
-    **figures: bytes,
+    beta_effect: dict | None = None, **figures: bytes,
 ) -> str:
     """One HTML page: the model and how its training groups were formed, last-epoch losses, the
-    score table (and domain alignment), the figures."""
+    score table (and domain alignment), the β-effect scores, the figures."""
     tables = {
         "Training, last epoch (negative ELBO and its terms, per image)": last_epoch_table(history),
         "Scores of the global code beside the baselines": scores,
@@ -135,6 +180,10 @@ def evaluation_report(
     if summary.get("domain_alignment"):
         tables["Domain alignment (§4.2)"] = pd.DataFrame(
             {"score": list(summary["domain_alignment"]), "value": list(summary["domain_alignment"].values())}
+        )
+    if beta_effect is not None:
+        tables["Effect of the global code on the decoded images (mean |Δ pixel|, β vs local code swaps)"] = (
+            beta_effect_table(beta_effect)
         )
     return render_report(
         f"Evaluation report: {run_title(model_params, groups_params)}",

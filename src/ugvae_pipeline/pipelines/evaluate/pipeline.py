@@ -5,6 +5,7 @@ from ugvae_pipeline.pipelines.evaluate.nodes import (
     evaluation_report,
     gmm_curve,
     latent_traversals,
+    score_beta_effect,
     score_global_codes,
 )
 
@@ -46,11 +47,18 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="traverse_latents",
             ),
             node(
+                score_beta_effect,
+                inputs=["trained_model", "global_codes", "local_codes", "params:evaluate"],
+                outputs=["evaluation_beta_effect", "evaluation_beta_effect_metrics"],
+                name="score_beta_effect",
+            ),
+            node(
                 evaluation_report,
                 inputs={
                     "history": "training_history",
                     "scores": "evaluation_scores",
                     "summary": "evaluation_summary",
+                    "beta_effect": "evaluation_beta_effect",
                     "model_params": "params:model",
                     "groups_params": "params:groups",
                     **{name: f"{name}_figure" for name in FIGURES},

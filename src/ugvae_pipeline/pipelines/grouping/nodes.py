@@ -15,8 +15,9 @@ from ugvae_pipeline.data.grouping import (
     random_groups,
     split_indices,
 )
-from ugvae_pipeline.data.strategies import EVALUATION_STRATEGIES, check_strategy_names
-from ugvae_pipeline.models.registry import configured_name, training_groups
+from ugvae_pipeline.data.grouping.strategies import EVALUATION_STRATEGIES
+from ugvae_pipeline.models.registry import configured_name
+from ugvae_pipeline.runs import training_groups
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ def build_training_groups(
     ``groups.training.label_column``). The weakly supervised ML-VAE (``model.name=mlvae``)
     always trains on groups formed by labels, its intended use.
     """
-    check_strategy_names(groups_params)
     configured = groups_params["training"]["strategy"]
     strategy, label_column = training_groups(model_params, groups_params)
     size, epochs, seed = train_params["group_size"], train_params["epochs"], train_params["seed"]
@@ -50,9 +50,10 @@ def build_training_groups(
 
 
 def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    """Random groups ``[n_groups, B]`` of held-out images (never trained on), and their table."""
+    """Random groups ``[n_groups, B]`` of validation images (never trained on, never reported as
+    a test score): the held-out loss every epoch. Returns the groups and their table."""
     groups = random_groups(
-        split_indices(image_metadata, "heldout"),
+        split_indices(image_metadata, "validation"),
         n_groups=heldout_params["n_groups"],
         group_size=heldout_params["group_size"],
         seed=heldout_params["seed"],
@@ -61,26 +62,30 @@ def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> 
 
 
 def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    """Structured evaluation groups ``[n, B]`` of held-out images plus random ones, and their table.
+    """Structured evaluation groups ``[n, B]`` plus random ones, and their table.
 
+    All come from the images of ``groups.evaluation.split``: ``test`` (every reported score) or
+    ``validation`` (choosing model options; use other seeds there too).
     ``groups.evaluation.strategy`` picks the structured groups (their parameters are the
-    ``groups.<strategy>`` block); ``groups.evaluation.random`` appends random held-out groups
+    ``groups.<strategy>`` block); ``groups.evaluation.random`` appends random groups
     (``group_type`` ``random``), the unstructured reference. The table keeps per group its
     strategy, type and, for labelled sources, the labels of its members (evaluation only).
     """
-    check_strategy_names(groups_params)
     evaluation = groups_params["evaluation"]
-    strategy = evaluation["strategy"]
-    groups, table = EVALUATION_STRATEGIES[strategy](image_metadata, groups_params[strategy])
+    strategy, split = evaluation["strategy"], evaluation.get("split", "test")
+    groups, table = EVALUATION_STRATEGIES[strategy](image_metadata, groups_params[strategy], split)
     n_random = (evaluation.get("random") or {}).get("n_groups") or 0
     if n_random:
         extra = random_groups(
-            split_indices(image_metadata, "heldout"), n_random, groups.shape[1], evaluation["random"]["seed"]
+            split_indices(image_metadata, split), n_random, groups.shape[1], evaluation["random"]["seed"]
         )
         groups = np.concatenate([groups, extra])
         table = pd.concat([table, group_table(n_random, "random", "random")], ignore_index=True)
     table["group_id"] = np.arange(len(table), dtype=np.int64)
     labels = image_metadata["label"].to_numpy()
     table["member_labels"] = list(labels[groups])
-    log.info("built %d evaluation groups of %d: %s", len(groups), groups.shape[1], table["group_type"].value_counts().to_dict())
+    log.info(
+        "built %d evaluation groups of %d %s images: %s",
+        len(groups), groups.shape[1], split, table["group_type"].value_counts().to_dict(),
+    )
     return groups, table

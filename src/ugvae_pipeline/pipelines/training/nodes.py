@@ -10,11 +10,13 @@ from matplotlib.figure import Figure
 
 from ugvae_pipeline import plotting
 from ugvae_pipeline.html_report import last_epoch_table, params_table, render_report
-from ugvae_pipeline.models import model_config_from_params, reconstruct
-from ugvae_pipeline.models.registry import model_for_config, run_title
+from ugvae_pipeline.models import model_config_from_params, model_for_config
+from ugvae_pipeline.runs import run_title
+from ugvae_pipeline.training.batching import GroupBatcher
 from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.distributed import spawn_training
 from ugvae_pipeline.training.seed import seed_everything
-from ugvae_pipeline.training.trainer import GroupBatcher, train
+from ugvae_pipeline.training.trainer import train
 
 
 def check_images_fit_model(images_shape: tuple[int, ...], config) -> None:
@@ -35,13 +37,15 @@ def train_model(
     model_params: dict,
     train_params: dict,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
-    """Seed, build the model ``model.name`` from ``model:`` and train it with ``train:`` on the group plan."""
+    """Seed, build the model ``model.name`` from ``model:`` and train it with ``train:`` on the
+    group plan: in this process, or in ``train.devices`` spawned data-parallel processes."""
     train_config = TrainConfig.from_dict(train_params)
     config = model_config_from_params(model_params)
     check_images_fit_model(images.shape, config)
     seed_everything(train_config.seed)
     model = model_for_config(config)
-    return train(model, images, train_groups, heldout_groups, train_config)
+    fit = spawn_training if train_config.devices > 1 else train
+    return fit(model, images, train_groups, heldout_groups, train_config)
 
 
 def model_for_mlflow(model: torch.nn.Module) -> torch.nn.Module:
@@ -64,7 +68,7 @@ def training_figures(
     """Reconstructions of held-out groups, samples per mixture component, loss curves."""
     batcher = GroupBatcher(images, torch.device("cpu"))
     x = batcher(heldout_groups[: figure_params["n_groups"]])
-    reconstruction = reconstruct(model, x)
+    reconstruction = model.reconstruct(x)
     return (
         plotting.reconstruction_figure(x, reconstruction, figure_params["n_images"]),
         plotting.component_samples_figure(model, figure_params["n_images"], figure_params["seed"]),

@@ -1,0 +1,1 @@
+"""Research tools that time the model: python -m benchmarks.benchmark (from the project root)."""

@@ -1,1 +1,0 @@
-"""Research scripts (no Kedro): train variants and score them with the fixed protocols."""
