@@ -30,35 +30,59 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from benchmarks.reference import LoopUGVAE
 from ugvae_pipeline.models import UGVAE, UGVAEConfig
 from ugvae_pipeline.models.architectures import ARCHITECTURES, FEATURE_DIM
-from benchmarks.reference import LoopUGVAE
 from ugvae_pipeline.training.device import autocast_dtype, make_optimizer, resolve_device
 
 log = logging.getLogger(__name__)
 
 # Official settings (docs/model.md §6): MNIST for mlp28; CelebA (train default) for conv64.
 OFFICIAL_CONFIGS: dict[str, UGVAEConfig] = {
-    "mlp28": UGVAEConfig("mlp28", channels=1, image_size=28, dim_z=10, dim_beta=20, n_components=10),
-    "conv64": UGVAEConfig("conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20),
+    "mlp28": UGVAEConfig(
+        "mlp28", channels=1, image_size=28, dim_z=10, dim_beta=20, n_components=10
+    ),
+    "conv64": UGVAEConfig(
+        "conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20
+    ),
 }
 MODELS = ("ugvae", "plain_vae", "anchor")
-COMPILED_MODELS = ("ugvae", "plain_vae")  # --compile: the anchor stays eager, as the official code runs
+COMPILED_MODELS = (
+    "ugvae",
+    "plain_vae",
+)  # --compile: the anchor stays eager, as the official code runs
 COLUMNS = [
-    "architecture", "groups_per_step", "group_size", "images_per_step", "model", "device",
-    "precision", "compiled", "threads", "rounds", "steps_per_round", "step_ms_median", "step_ms_min",
-    "step_ms_max", "images_per_second", "time_vs_floor", "speedup_vs_anchor", "peak_memory_mb",
-    "peak_memory_kind", "state_memory_mb", "kernel_time_fraction",
+    "architecture",
+    "groups_per_step",
+    "group_size",
+    "images_per_step",
+    "model",
+    "device",
+    "precision",
+    "compiled",
+    "threads",
+    "rounds",
+    "steps_per_round",
+    "step_ms_median",
+    "step_ms_min",
+    "step_ms_max",
+    "images_per_second",
+    "time_vs_floor",
+    "speedup_vs_anchor",
+    "peak_memory_mb",
+    "peak_memory_kind",
+    "state_memory_mb",
+    "kernel_time_fraction",
 ]
 DEFAULT_DIR = Path("data/08_reporting/benchmark")
 LEARNING_RATE = 5e-3  # official
@@ -85,7 +109,9 @@ class PlainVAE(nn.Module):
         reconstruction = self.decoder(z)
         n, d = images.shape[0], images[0].numel()
         sq = F.mse_loss(reconstruction.float(), images.float(), reduction="sum")
-        neg_log_lik = sq / (2 * self.config.var_x * n) + 0.5 * d * math.log(2 * math.pi * self.config.var_x)
+        neg_log_lik = sq / (2 * self.config.var_x * n) + 0.5 * d * math.log(
+            2 * math.pi * self.config.var_x
+        )
         kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum() / n
         return neg_log_lik + kl
 
@@ -173,7 +199,9 @@ def measure_peak_memory(step: Callable[[], Tensor], device: torch.device) -> tup
         before = torch.cuda.memory_allocated(device)
         step()
         _synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - before) / 2**20, "cuda_max_allocated_delta"
+        return (
+            torch.cuda.max_memory_allocated(device) - before
+        ) / 2**20, "cuda_max_allocated_delta"
     before = _reset_cpu_peak()
     if before is None:
         step()
@@ -188,7 +216,10 @@ def state_memory_mb(model: nn.Module) -> float:
 
 
 def kernel_time_fraction(
-    step: Callable[[], Tensor], device: torch.device, step_seconds: float, budget_seconds: float = 0.3
+    step: Callable[[], Tensor],
+    device: torch.device,
+    step_seconds: float,
+    budget_seconds: float = 0.3,
 ) -> float:
     """Share of a few training steps' wall time in which the GPU ran kernels; NaN off CUDA.
 
@@ -308,11 +339,18 @@ def benchmark_config(
         if compiled[name]:  # compile outside the timed and warm-up steps
             start = time.perf_counter()
             steps[name]()
-            log.info("%s %s G=%d compiled in %.1f s", architecture, name, groups_per_step, time.perf_counter() - start)
+            log.info(
+                "%s %s G=%d compiled in %.1f s",
+                architecture,
+                name,
+                groups_per_step,
+                time.perf_counter() - start,
+            )
     timings = time_interleaved(steps, device, warmup, repeat, round_seconds)
     memory = {name: measure_peak_memory(steps[name], device) for name in models}
     kernel_share = {
-        name: kernel_time_fraction(steps[name], device, timings[name].median_ms / 1e3) for name in models
+        name: kernel_time_fraction(steps[name], device, timings[name].median_ms / 1e3)
+        for name in models
     }
     images = groups_per_step * group_size
     rows = []
@@ -376,15 +414,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m benchmarks.benchmark",
         description="Time UG-VAE training steps against a plain-VAE floor and a loop-based anchor.",
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
     parser.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "bf16"),
+        "--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)"
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
         help="auto: bf16 autocast on a CUDA device that supports it, else fp32",
     )
     parser.add_argument("--warmup", type=_positive_int, default=3, help="untimed steps per model")
     parser.add_argument("--repeat", type=_positive_int, default=15, help="timed rounds per model")
     parser.add_argument(
-        "--architectures", type=_csv_list(str), default=["mlp28", "conv64"],
+        "--architectures",
+        type=_csv_list(str),
+        default=["mlp28", "conv64"],
         help="comma-separated, from " + ", ".join(OFFICIAL_CONFIGS),
     )
     parser.add_argument(
@@ -392,25 +436,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--group-size", type=_positive_int, default=128, help="B (official 128)")
     parser.add_argument(
-        "--models", type=_csv_list(str), default=list(MODELS), help="comma-separated, from " + ", ".join(MODELS)
+        "--models",
+        type=_csv_list(str),
+        default=list(MODELS),
+        help="comma-separated, from " + ", ".join(MODELS),
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--compile", action="store_true",
+        "--compile",
+        action="store_true",
         help="torch.compile the ugvae and plain_vae models (as train.compile: true); the anchor stays eager",
     )
     parser.add_argument(
-        "--output", type=Path, default=None,
+        "--output",
+        type=Path,
+        default=None,
         help=f"CSV file to write (must not exist); default {DEFAULT_DIR}/<timestamp>.csv",
     )
     parser.add_argument("--mlflow", action="store_true", help="also log the table to MLflow")
     parser.add_argument(
-        "--mlflow-tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+        "--mlflow-tracking-uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db"),
     )
     parser.add_argument("--mlflow-experiment", default="ugvae_benchmark")
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help="smoke run: groups of 8, G in {1, 2}, 1 warm-up step and 2 rounds of 1 step",
     )
     args = parser.parse_args(argv)
@@ -442,12 +496,22 @@ def run(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     for architecture in args.architectures:
         for groups in args.groups_per_step:
             rows += benchmark_config(
-                architecture, groups, args.group_size, device, dtype,
-                args.warmup, args.repeat, tuple(args.models), args.seed, args.round_seconds,
+                architecture,
+                groups,
+                args.group_size,
+                device,
+                dtype,
+                args.warmup,
+                args.repeat,
+                tuple(args.models),
+                args.seed,
+                args.round_seconds,
                 args.compile,
             )
             table = pd.DataFrame(rows, columns=COLUMNS)
-            table.to_csv(output, index=False)  # after each configuration: a stopped run keeps its rows
+            table.to_csv(
+                output, index=False
+            )  # after each configuration: a stopped run keeps its rows
     if args.mlflow:
         log_to_mlflow(table, output, args)
     return table, output
@@ -462,17 +526,25 @@ def log_to_mlflow(table: pd.DataFrame, output: Path, args: argparse.Namespace) -
         first = table.iloc[0]
         mlflow.log_params(
             {
-                "device": first["device"], "precision": first["precision"],
-                "threads": int(first["threads"]), "group_size": args.group_size,
+                "device": first["device"],
+                "precision": first["precision"],
+                "threads": int(first["threads"]),
+                "group_size": args.group_size,
                 "compile": args.compile,
-                "warmup": args.warmup, "repeat": args.repeat, "torch": torch.__version__,
+                "warmup": args.warmup,
+                "repeat": args.repeat,
+                "torch": torch.__version__,
             }
         )
         for row in table.itertuples():
             prefix = f"{row.architecture}.g{row.groups_per_step}.{row.model}"
             for column in (
-                "images_per_second", "step_ms_median", "time_vs_floor", "speedup_vs_anchor",
-                "peak_memory_mb", "kernel_time_fraction",
+                "images_per_second",
+                "step_ms_median",
+                "time_vs_floor",
+                "speedup_vs_anchor",
+                "peak_memory_mb",
+                "kernel_time_fraction",
             ):
                 value = float(getattr(row, column))
                 if math.isfinite(value):
@@ -481,8 +553,16 @@ def log_to_mlflow(table: pd.DataFrame, output: Path, args: argparse.Namespace) -
 
 
 def format_table(table: pd.DataFrame) -> str:
-    columns = ["architecture", "groups_per_step", "model", "step_ms_median", "images_per_second",
-               "time_vs_floor", "speedup_vs_anchor", "peak_memory_mb"]
+    columns = [
+        "architecture",
+        "groups_per_step",
+        "model",
+        "step_ms_median",
+        "images_per_second",
+        "time_vs_floor",
+        "speedup_vs_anchor",
+        "peak_memory_mb",
+    ]
     if table["kernel_time_fraction"].notna().any():  # on CUDA
         columns.append("kernel_time_fraction")
     shown = table[columns]

@@ -49,7 +49,13 @@ class LoopUGVAE(nn.Module):
         """Copy the weights of a vectorised UG-VAE (the stacked priors become K modules)."""
         if model.config != self.config:
             raise ValueError(f"configs differ: {model.config} vs {self.config}")
-        for name in ("pre_encoder", "local_encoder", "mixture_encoder", "global_encoder", "decoder"):
+        for name in (
+            "pre_encoder",
+            "local_encoder",
+            "mixture_encoder",
+            "global_encoder",
+            "decoder",
+        ):
             getattr(self, name).load_state_dict(getattr(model, name).state_dict())
         priors = model.component_priors
         for k, net in enumerate(self.z_prior):
@@ -92,7 +98,10 @@ class LoopUGVAE(nn.Module):
         local_kl = 0
         for k in range(cfg.n_components):
             kl_k = 0.5 * torch.sum(
-                torch.log(vars_z[k]) - logvar_z + (var_z + (mu_z - mus_z[k]).pow(2)) / vars_z[k] - 1,
+                torch.log(vars_z[k])
+                - logvar_z
+                + (var_z + (mu_z - mus_z[k]).pow(2)) / vars_z[k]
+                - 1,
                 dim=1,
             )
             local_kl = local_kl + pi[:, k] * kl_k

@@ -28,7 +28,9 @@ def face(hair: tuple[int, int, int], rng: np.random.Generator) -> Image.Image:
     rows, cols = np.mgrid[:HEIGHT, :WIDTH]
     centre_row, centre_col = 120 + rng.integers(-8, 9), 89 + rng.integers(-8, 9)
     head = ((rows - centre_row) / 62) ** 2 + ((cols - centre_col) / 48) ** 2 <= 1
-    hair_band = (((rows - centre_row + 40) / 60) ** 2 + ((cols - centre_col) / 58) ** 2 <= 1) & (rows < centre_row - 15)
+    hair_band = (((rows - centre_row + 40) / 60) ** 2 + ((cols - centre_col) / 58) ** 2 <= 1) & (
+        rows < centre_row - 15
+    )
     pixels[head] = np.array([225, 180, 150]) + rng.normal(0, 8, 3)
     pixels[hair_band] = np.array(hair) + rng.normal(0, 10, 3)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
@@ -49,9 +51,13 @@ def write_fixture(root: Path, n_images: int = 1500, seed: int = 0) -> Path:
     for name, kind in zip(names, hair):
         face(HAIR[kind], rng).save(root / IMAGE_DIR / name, quality=90)
     rows = [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, values)]
-    (root / ATTRIBUTE_FILE).write_text(f"{n_images}\n" + " ".join(ATTRIBUTES) + "\n" + "\n".join(rows) + "\n")
+    (root / ATTRIBUTE_FILE).write_text(
+        f"{n_images}\n" + " ".join(ATTRIBUTES) + "\n" + "\n".join(rows) + "\n"
+    )
     partition = rng.choice([0, 1, 2], size=n_images, p=[0.7, 0.1, 0.2])
-    (root / PARTITION_FILE).write_text("".join(f"{name} {p}\n" for name, p in zip(names, partition)))
+    (root / PARTITION_FILE).write_text(
+        "".join(f"{name} {p}\n" for name, p in zip(names, partition))
+    )
     return root
 
 

@@ -34,8 +34,12 @@ MODELS = ("ugvae", "ugvae_paper", "beta_vae", "gmvae", "mlvae")
 ENVS = ("base", "domain_alignment", "celeba")
 CELEBA_SMOKE = "data/01_raw/celeba_smoke"  # 1,500 synthetic faces in CelebA's layout
 SMOKE = {  # small enough for a CPU: 1,050 training faces, groups of 64
-    "data.celeba.root": CELEBA_SMOKE, "train.epochs": 5, "train.group_size": 64, "groups.heldout.group_size": 64,
-    "groups.attribute.group_size": 64, "groups.evaluation.random.n_groups": 50,
+    "data.celeba.root": CELEBA_SMOKE,
+    "train.epochs": 5,
+    "train.group_size": 64,
+    "groups.heldout.group_size": 64,
+    "groups.attribute.group_size": 64,
+    "groups.evaluation.random.n_groups": 50,
 }
 EXPERIMENT = "ugvae_results"
 HARDER = {"groups.series.digits": "all_of_first_256_numbers"}
@@ -52,15 +56,21 @@ def done_runs(uri: str) -> set[tuple[str, str, str, int]]:
     table = study_runs(uri, EXPERIMENT)
     if table is None:
         return set()
-    return set(zip(table["evaluation_groups"], table["model"], table["variant"] != "paper", table["seed"]))
+    return set(
+        zip(table["evaluation_groups"], table["model"], table["variant"] != "paper", table["seed"])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}")
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help=f"comma-separated, from {MODELS}"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--envs", default=",".join(ENVS), help=f"comma-separated, from {ENVS}")
-    parser.add_argument("--redo", action="store_true", help="rerun runs already finished in the study")
+    parser.add_argument(
+        "--redo", action="store_true", help="rerun runs already finished in the study"
+    )
     args = parser.parse_args(argv)
     models, envs = args.models.split(","), args.envs.split(",")
     for name, values, valid in (("--models", models, MODELS), ("--envs", envs, ENVS)):
@@ -78,20 +88,35 @@ def main(argv: list[str] | None = None) -> int:
             not_paper = model != "ugvae_paper"
             for seed in args.seeds[:1] if env == "celeba" else args.seeds:
                 params = {
-                    **model_params(project, env, model), "train.seed": seed, "mlflow_experiment": EXPERIMENT,
-                    "train.progress": "log", "extract.progress": "log", **(SMOKE if env == "celeba" else {}),
+                    **model_params(project, env, model),
+                    "train.seed": seed,
+                    "mlflow_experiment": EXPERIMENT,
+                    "train.progress": "log",
+                    "extract.progress": "log",
+                    **(SMOKE if env == "celeba" else {}),
                 }
                 label = f"{env} / {model} / seed {seed}"
                 harder = strategy == "series"
-                wanted = {(strategy, name, not_paper, seed)} | ({("series(all digits)", name, not_paper, seed)} if harder else set())
+                wanted = {(strategy, name, not_paper, seed)} | (
+                    {("series(all digits)", name, not_paper, seed)} if harder else set()
+                )
                 if wanted <= done:
                     continue
                 kedro_run(project, env, params, label)
                 if harder:  # the model just trained (the latest version), scored on the harder series; ingestion
                     # (deterministic, seconds) runs too, so the run records its data parameters
-                    kedro_run(project, env, {**params, **HARDER}, f"{label} / harder series", "ingestion,grouping,extract,evaluate")
+                    kedro_run(
+                        project,
+                        env,
+                        {**params, **HARDER},
+                        f"{label} / harder series",
+                        "ingestion,grouping,extract,evaluate",
+                    )
     kedro_run(project, "base", {"mlflow_experiment": EXPERIMENT}, "compare", "compare")
-    print("[study] table: the latest data/08_reporting/comparison/summary.md/<version>/summary.md", flush=True)
+    print(
+        "[study] table: the latest data/08_reporting/comparison/summary.md/<version>/summary.md",
+        flush=True,
+    )
     return 0
 
 

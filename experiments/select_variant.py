@@ -31,15 +31,21 @@ VALIDATION = {
     "extract.progress": "log",
 }
 VARIANT = {  # the previous default: π-only factors, shared variance, p(d | β), K = 30, conv28
-    "model.architecture": "conv28", "model.dim_beta": 32, "model.n_components": 30,
-    "model.global_factor_input": "probs", "model.global_factor_variance": "shared",
-    "model.mixture_prior": "global", "train.epochs": 60,
+    "model.architecture": "conv28",
+    "model.dim_beta": 32,
+    "model.n_components": 30,
+    "model.global_factor_input": "probs",
+    "model.global_factor_variance": "shared",
+    "model.mixture_prior": "global",
+    "train.epochs": 60,
 }
 CANDIDATES = {
     "pi_shared_global_conv28": VARIANT,
     "pi_shared_global_mlp28": {**VARIANT, "model.architecture": "mlp28"},
     "official_factors_global_conv28": {
-        **VARIANT, "model.global_factor_input": "features_and_probs", "model.global_factor_variance": "per_observation",
+        **VARIANT,
+        "model.global_factor_input": "features_and_probs",
+        "model.global_factor_variance": "per_observation",
     },
     "pi_shared_uniform_conv28": {**VARIANT, "model.mixture_prior": "uniform"},
 }
@@ -56,12 +62,24 @@ def main(argv: list[str] | None = None) -> int:
             params = paper_params(project, n_train_images(project, "base"))
         else:
             params = CANDIDATES[name]
-        kedro_run(project, "base", {**params, **VALIDATION, "model.name": "ugvae"}, f"selection / {name}")
+        kedro_run(
+            project, "base", {**params, **VALIDATION, "model.name": "ugvae"}, f"selection / {name}"
+        )
     table = study_runs(run_config(project, "base")[0], EXPERIMENT)
     table["criterion"] = table[list(SCORES)].mean(axis=1)
-    columns = ["variant", "heldout_loss", *SCORES, "eval_mean_mixture_probs_svm_linear",
-               "eval_mean_mixture_probs_kmeans_ari", "criterion"]
-    print(table[[c for c in columns if c in table]].sort_values("criterion").to_string(index=False, float_format="%.3f"))
+    columns = [
+        "variant",
+        "heldout_loss",
+        *SCORES,
+        "eval_mean_mixture_probs_svm_linear",
+        "eval_mean_mixture_probs_kmeans_ari",
+        "criterion",
+    ]
+    print(
+        table[[c for c in columns if c in table]]
+        .sort_values("criterion")
+        .to_string(index=False, float_format="%.3f")
+    )
     return 0
 
 

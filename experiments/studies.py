@@ -35,7 +35,9 @@ def config_loader(project: Path, env: str):
 def run_config(project: Path, env: str) -> tuple[str, str]:
     """``(tracking URI, evaluation-group strategy)`` of ``kedro run`` in ``env``."""
     loader = config_loader(project, env)
-    return loader["mlflow"]["server"]["mlflow_tracking_uri"], loader["parameters"]["groups"]["evaluation"]["strategy"]
+    return loader["mlflow"]["server"]["mlflow_tracking_uri"], loader["parameters"]["groups"][
+        "evaluation"
+    ]["strategy"]
 
 
 def flat_params(block: dict, prefix: str) -> dict[str, object]:
@@ -51,7 +53,10 @@ def paper_params(project: Path, n_train_images: int, group_size: int = 128) -> d
     """The paper's UG-VAE as `--env official` defines it (model options, fp32), with the epochs
     that give the official run's number of optimisation steps on ``n_train_images``."""
     parameters = config_loader(project, "official")["parameters"]
-    params = {**flat_params(parameters["model"], "model"), **flat_params(parameters["train"], "train")}
+    params = {
+        **flat_params(parameters["model"], "model"),
+        **flat_params(parameters["train"], "train"),
+    }
     params["train.epochs"] = math.ceil(PAPER_STEPS / (n_train_images // group_size))
     return params
 
@@ -68,14 +73,21 @@ def params_argument(params: dict[str, object]) -> str:
     """``--params`` text: ``key=value`` joined by commas (lists are not allowed there)."""
     for key, value in params.items():
         if isinstance(value, (list, tuple, dict)):
-            raise ValueError(f"{key}: a list or mapping does not fit in --params; use an environment")
+            raise ValueError(
+                f"{key}: a list or mapping does not fit in --params; use an environment"
+            )
     return ",".join(f"{key}={'null' if value is None else value}" for key, value in params.items())
 
 
-def kedro_run(project: Path, env: str, params: dict[str, object], label: str, pipelines: str | None = None) -> None:
+def kedro_run(
+    project: Path, env: str, params: dict[str, object], label: str, pipelines: str | None = None
+) -> None:
     """One ``kedro run [--env ENV] [--pipelines P] --params ...`` in ``project``, logged with its time."""
     command = [sys.executable, "-m", "kedro", "run"] + ([] if env == "base" else ["--env", env])
-    command += (["--pipelines", pipelines] if pipelines else []) + ["--params", params_argument(params)]
+    command += (["--pipelines", pipelines] if pipelines else []) + [
+        "--params",
+        params_argument(params),
+    ]
     # the base study is `kedro run` without --env, whatever KEDRO_ENV says
     env_vars = {key: value for key, value in os.environ.items() if key != "KEDRO_ENV"}
     env_vars["KEDRO_DISABLE_TELEMETRY"] = "true"

@@ -72,7 +72,9 @@ def write_folder(folder: Path, n_images: int, size: int = 64) -> None:
         Image.fromarray(np.roll(base, index, axis=1)).save(sub / f"{index:06d}.jpg", quality=85)
 
 
-def time_input_path(cache: Path, groups_per_step: int = 8, group_size: int = 128, repeats: int = 5) -> list[dict]:
+def time_input_path(
+    cache: Path, groups_per_step: int = 8, group_size: int = 128, repeats: int = 5
+) -> list[dict]:
     """Input-path vs training-step images/s, on the same index groups, CPU."""
     import torch
 
@@ -85,13 +87,26 @@ def time_input_path(cache: Path, groups_per_step: int = 8, group_size: int = 128
     mnist, _ = load_embedded_mnist()
     cases = [
         ("mlp28", "resident", mnist, UGVAEConfig()),
-        ("conv64", "memory-mapped", np.load(cache, mmap_mode="r"),
-         UGVAEConfig(architecture="conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20)),
+        (
+            "conv64",
+            "memory-mapped",
+            np.load(cache, mmap_mode="r"),
+            UGVAEConfig(
+                architecture="conv64",
+                channels=3,
+                image_size=64,
+                dim_z=20,
+                dim_beta=20,
+                n_components=20,
+            ),
+        ),
     ]
     for arch, kind, images, config in cases:
         batcher = GroupBatcher(images, torch.device("cpu"))
         if kind == "memory-mapped":
-            batcher.resident = None  # read through the memory map, as for a cache over the resident limit
+            batcher.resident = (
+                None  # read through the memory map, as for a cache over the resident limit
+            )
         index = rng.integers(0, len(images), (groups_per_step, group_size))
         model = UGVAE(config)
         optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
@@ -110,21 +125,37 @@ def time_input_path(cache: Path, groups_per_step: int = 8, group_size: int = 128
                 for _ in range(n):
                     fn()
                 times.append((time.perf_counter() - start) / n)
-            rows.append({"arch": arch, "cache": kind, "what": what,
-                         "images_per_second": round(index.size / float(np.median(times)))})
+            rows.append(
+                {
+                    "arch": arch,
+                    "cache": kind,
+                    "what": what,
+                    "images_per_second": round(index.size / float(np.median(times))),
+                }
+            )
     return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=20_000)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/ugvae_folder"))
     args = parser.parse_args()
     print(json.dumps({"grouping": time_groups()}))
     write_folder(args.folder, args.images)
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE_INGESTION, str(args.folder), str(args.folder.parent / "ugvae_cache.npy")],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            MEASURE_INGESTION,
+            str(args.folder),
+            str(args.folder.parent / "ugvae_cache.npy"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     print(json.dumps({"ingestion": json.loads(result.stdout.strip().splitlines()[-1])}))
     print(json.dumps({"input_path": time_input_path(args.folder.parent / "ugvae_cache.npy")}))

@@ -18,7 +18,6 @@ import logging
 import os
 import tempfile
 
-import numpy as np
 import torch
 
 from ugvae_pipeline.data.grouping import random_group_plan, random_groups, split_indices
@@ -49,7 +48,9 @@ class _EpochSampler(logging.Handler):
             self.samples.append(rss_mb())
 
 
-def measure(epochs: int = 200, n_images: int = 640, warmup: int = 20, images=None, metadata=None) -> dict:
+def measure(
+    epochs: int = 200, n_images: int = 640, warmup: int = 20, images=None, metadata=None
+) -> dict:
     """Train ``epochs`` epochs; return RSS (MiB) after ``warmup`` epochs, at the end, and per epoch."""
     if images is None:
         images, metadata = load_embedded_mnist()
@@ -63,8 +64,13 @@ def measure(epochs: int = 200, n_images: int = 640, warmup: int = 20, images=Non
     try:
         with tempfile.TemporaryDirectory(prefix="ugvae-stress-") as checkpoints:
             config = TrainConfig(
-                epochs=epochs, group_size=32, seed=0, device="cpu", progress="off",
-                checkpoint_every=10, checkpoint_dir=checkpoints,
+                epochs=epochs,
+                group_size=32,
+                seed=0,
+                device="cpu",
+                progress="off",
+                checkpoint_every=10,
+                checkpoint_dir=checkpoints,
             )
             seed_everything(0)
             start = rss_mb()
@@ -75,9 +81,13 @@ def measure(epochs: int = 200, n_images: int = 640, warmup: int = 20, images=Non
     samples = sampler.samples
     after_warmup, end = samples[warmup - 1], samples[-1]
     return {
-        "epochs": epochs, "images": n_images, "steps": epochs * plan.shape[1],
-        "rss_before_mb": round(start, 1), "rss_after_warmup_mb": round(after_warmup, 1),
-        "rss_end_mb": round(end, 1), "rss_max_after_warmup_mb": round(max(samples[warmup - 1 :]), 1),
+        "epochs": epochs,
+        "images": n_images,
+        "steps": epochs * plan.shape[1],
+        "rss_before_mb": round(start, 1),
+        "rss_after_warmup_mb": round(after_warmup, 1),
+        "rss_end_mb": round(end, 1),
+        "rss_max_after_warmup_mb": round(max(samples[warmup - 1 :]), 1),
         "growth_mb": round(end - after_warmup, 2),
         "growth_mb_per_100_epochs": round((end - after_warmup) / (epochs - warmup) * 100, 2),
         "rss_per_epoch_mb": [round(s, 1) for s in samples],

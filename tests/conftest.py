@@ -74,7 +74,10 @@ def default_run(tmp_path_factory) -> Path:
     _copy_project(root)
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--params", cli_params(DEFAULT_TINY)],
-        cwd=root, capture_output=True, text=True, timeout=900,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -9,7 +9,16 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ugvae_pipeline"
-CORE = ("models", "data", "training", "evaluation", "plotting.py", "html_report.py", "progress.py", "validation.py")
+CORE = (
+    "models",
+    "data",
+    "training",
+    "evaluation",
+    "plotting.py",
+    "html_report.py",
+    "progress.py",
+    "validation.py",
+)
 FORBIDDEN = ("kedro", "kedro_datasets", "kedro_mlflow", "kedro_viz", "ugvae_pipeline.pipelines")
 
 
@@ -36,7 +45,11 @@ def test_no_core_file_imports_kedro_or_the_pipelines():
     files = core_files()
     assert len(files) > 30  # the check looks at the whole core
     offenders = {
-        str(path.relative_to(PACKAGE)): sorted(n for n in imported_names(path) if n.split(".")[0] in FORBIDDEN or n.startswith(FORBIDDEN))
+        str(path.relative_to(PACKAGE)): sorted(
+            n
+            for n in imported_names(path)
+            if n.split(".")[0] in FORBIDDEN or n.startswith(FORBIDDEN)
+        )
         for path in files
     }
     assert {path: names for path, names in offenders.items() if names} == {}
@@ -44,13 +57,19 @@ def test_no_core_file_imports_kedro_or_the_pipelines():
 
 def test_the_check_would_catch_a_lazy_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from kedro.framework.session import KedroSession\n    import ugvae_pipeline.pipelines.training.nodes\n")
-    assert imported_names(bad) == {"kedro.framework.session", "ugvae_pipeline.pipelines.training.nodes"}
+    bad.write_text(
+        "def f():\n    from kedro.framework.session import KedroSession\n    import ugvae_pipeline.pipelines.training.nodes\n"
+    )
+    assert imported_names(bad) == {
+        "kedro.framework.session",
+        "ugvae_pipeline.pipelines.training.nodes",
+    }
 
 
 def test_importing_the_whole_core_loads_no_kedro_module():
     modules = [
-        "ugvae_pipeline." + str(path.relative_to(PACKAGE).with_suffix("")).replace("/", ".").removesuffix(".__init__")
+        "ugvae_pipeline."
+        + str(path.relative_to(PACKAGE).with_suffix("")).replace("/", ".").removesuffix(".__init__")
         for path in core_files()
     ]
     code = (

@@ -9,7 +9,9 @@ from ugvae_pipeline.settings import CONFIG_LOADER_ARGS
 
 
 def _parameters(env):
-    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+    return OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)[
+        "parameters"
+    ]
 
 
 @pytest.mark.parametrize("env", ["base", "celeba", "domain_alignment", "official"])
@@ -27,8 +29,11 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
     params = _parameters("base")
     groups, evaluate = params["groups"], params["evaluate"]
     groups["evaluation"]["strategy"] = "attribute"  # Black_Hair=1, Blond_Hair=1 (and random)
-    with pytest.raises(ValueError, match=r"from_type='even' is not a group type of groups.evaluation.strategy=attribute; "
-                       r"choose one of \['Black_Hair=1', 'Blond_Hair=1', 'random'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"from_type='even' is not a group type of groups.evaluation.strategy=attribute; "
+        r"choose one of \['Black_Hair=1', 'Blond_Hair=1', 'random'\]",
+    ):
         check_evaluate_parameters(evaluate, groups)
     evaluate["interpolation"].update(from_type="Blond_Hair=1", to_type="random")
     check_evaluate_parameters(evaluate, groups)
@@ -39,34 +44,66 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
     check_evaluate_parameters(evaluate, groups)
     groups["evaluation"]["strategy"] = "class"  # types depend on the data; their form does not
     evaluate["interpolation"]["from_type"] = "label=3"
-    with pytest.raises(ValueError, match=r"to_type='random' but there are no random evaluation groups"):
+    with pytest.raises(
+        ValueError, match=r"to_type='random' but there are no random evaluation groups"
+    ):
         check_evaluate_parameters(evaluate, groups)
     evaluate["interpolation"]["to_type"] = "label=8"
     check_evaluate_parameters(evaluate, groups)
     groups["class"]["column"] = "domain"
-    with pytest.raises(ValueError, match=r"class groups are named 'domain=<value>' \(groups.class.column=domain\)"):
+    with pytest.raises(
+        ValueError, match=r"class groups are named 'domain=<value>' \(groups.class.column=domain\)"
+    ):
         check_evaluate_parameters(evaluate, groups)
     groups["evaluation"]["strategy"] = "domain"
     groups["domain"]["domains"] = ["mnist_embedded", "uci_digits"]
-    with pytest.raises(ValueError, match=r"choose one of \['mnist_embedded', 'uci_digits', 'mixed'\]"):
+    with pytest.raises(
+        ValueError, match=r"choose one of \['mnist_embedded', 'uci_digits', 'mixed'\]"
+    ):
         check_evaluate_parameters(evaluate, groups)
     groups["domain"]["domains"] = None  # in ingestion order: known once the data is
     check_evaluate_parameters(evaluate, groups)
     groups["evaluation"]["strategy"] = "series"
     groups["series"]["names"] = "even"
-    with pytest.raises(ValueError, match=r"groups.series.names must be a non-empty list, got 'even'"):
+    with pytest.raises(
+        ValueError, match=r"groups.series.names must be a non-empty list, got 'even'"
+    ):
         check_evaluate_parameters(evaluate, groups)
 
 
 @pytest.mark.parametrize(
     "group, params, message",
     [
-        ("data", {"source": "svhn"}, r"data.source='svhn' is unknown; choose one of 'mnist_embedded', .*'mixed'"),
-        ("groups", {"training": {"strategy": "sorted"}}, r"groups.training.strategy='sorted' is unknown"),
-        ("groups", {"evaluation": {"strategy": None}}, r"groups.evaluation.strategy=None is unknown"),
-        ("groups", {"evaluation": {"strategy": "hair"}}, r"groups.evaluation.strategy='hair' is unknown; choose one of 'attribute'"),
-        ("groups", {"series": {"names": ["squares"]}}, r"groups.series.names: unknown series \['squares'\]; registered: \['even'"),
-        ("extract", {"groups_per_chunk": 0}, r"extract.groups_per_chunk must be an integer >= 1, got 0"),
+        (
+            "data",
+            {"source": "svhn"},
+            r"data.source='svhn' is unknown; choose one of 'mnist_embedded', .*'mixed'",
+        ),
+        (
+            "groups",
+            {"training": {"strategy": "sorted"}},
+            r"groups.training.strategy='sorted' is unknown",
+        ),
+        (
+            "groups",
+            {"evaluation": {"strategy": None}},
+            r"groups.evaluation.strategy=None is unknown",
+        ),
+        (
+            "groups",
+            {"evaluation": {"strategy": "hair"}},
+            r"groups.evaluation.strategy='hair' is unknown; choose one of 'attribute'",
+        ),
+        (
+            "groups",
+            {"series": {"names": ["squares"]}},
+            r"groups.series.names: unknown series \['squares'\]; registered: \['even'",
+        ),
+        (
+            "extract",
+            {"groups_per_chunk": 0},
+            r"extract.groups_per_chunk must be an integer >= 1, got 0",
+        ),
         ("extract", {"progress": "quiet"}, r"extract.progress='quiet' is unknown; use one of"),
     ],
 )
@@ -78,14 +115,42 @@ def test_unknown_names_are_refused_naming_the_valid_ones(group, params, message)
 @pytest.mark.parametrize(
     "group, params, message",
     [
-        ("groups", {"series": {"group_szie": 3}}, "unknown parameter groups.series.group_szie; valid names there: "
-                                                   "['digits', 'group_size', 'groups_per_series', 'names', 'seed']"),
-        ("groups", {"klass": {}}, "unknown parameter groups.klass; valid names there: ['attribute', 'class', 'domain',"),
-        ("data", {"heldout_fraction": 0.2}, "unknown parameter data.heldout_fraction; valid names there: ['celeba', "),
-        ("data", {"image_folder": {"heldout_fraction": 0.2}}, "unknown parameter data.image_folder.heldout_fraction"),
-        ("evaluate", {"sweep": {"radious": 1.0}}, "unknown parameter evaluate.sweep.radious; valid names there: ['component', 'radius', 'steps']"),
-        ("figures", {"n_image": 3}, "unknown parameter figures.n_image; valid names there: ['n_groups', 'n_images', 'seed']"),
-        ("compare", {"metric": []}, "unknown parameter compare.metric; valid names there: ['experiment', 'filter', 'metrics']"),
+        (
+            "groups",
+            {"series": {"group_szie": 3}},
+            "unknown parameter groups.series.group_szie; valid names there: "
+            "['digits', 'group_size', 'groups_per_series', 'names', 'seed']",
+        ),
+        (
+            "groups",
+            {"klass": {}},
+            "unknown parameter groups.klass; valid names there: ['attribute', 'class', 'domain',",
+        ),
+        (
+            "data",
+            {"heldout_fraction": 0.2},
+            "unknown parameter data.heldout_fraction; valid names there: ['celeba', ",
+        ),
+        (
+            "data",
+            {"image_folder": {"heldout_fraction": 0.2}},
+            "unknown parameter data.image_folder.heldout_fraction",
+        ),
+        (
+            "evaluate",
+            {"sweep": {"radious": 1.0}},
+            "unknown parameter evaluate.sweep.radious; valid names there: ['component', 'radius', 'steps']",
+        ),
+        (
+            "figures",
+            {"n_image": 3},
+            "unknown parameter figures.n_image; valid names there: ['n_groups', 'n_images', 'seed']",
+        ),
+        (
+            "compare",
+            {"metric": []},
+            "unknown parameter compare.metric; valid names there: ['experiment', 'filter', 'metrics']",
+        ),
         ("extract", {"groups_per_chunks": 3}, "unknown parameter extract.groups_per_chunks"),
         ("train", {"epoch": 3}, "unknown train parameter(s) ['epoch']; valid names are"),
         ("model", {"dim_betta": 3}, "unknown model parameter(s) ['model.dim_betta']"),
@@ -106,13 +171,28 @@ def test_an_unquoted_off_is_the_off_progress_mode():
     [
         ({"test_fraction": "0.2"}, "data.test_fraction must be a number, got '0.2'"),
         ({"validation_fraction": 1.0}, "data.validation_fraction must be a number < 1.0, got 1.0"),
-        ({"validation_fraction": 0.5, "test_fraction": 0.5}, "data.validation_fraction + data.test_fraction must be below 1"),
-        ({"image_folder": {"test_fraction": 0.9}}, "data.image_folder.validation_fraction + data.image_folder.test_fraction"),
+        (
+            {"validation_fraction": 0.5, "test_fraction": 0.5},
+            "data.validation_fraction + data.test_fraction must be below 1",
+        ),
+        (
+            {"image_folder": {"test_fraction": 0.9}},
+            "data.image_folder.validation_fraction + data.image_folder.test_fraction",
+        ),
         ({"split_seed": -1}, "data.split_seed must be an integer >= 0, got -1"),
-        ({"image_folder": {"image_size": 0}}, "data.image_folder.image_size must be an integer >= 1, got 0"),
-        ({"image_folder": {"channels": 4}}, "data.image_folder.channels=4 is unknown; choose one of 1 or 3"),
+        (
+            {"image_folder": {"image_size": 0}},
+            "data.image_folder.image_size must be an integer >= 1, got 0",
+        ),
+        (
+            {"image_folder": {"channels": 4}},
+            "data.image_folder.channels=4 is unknown; choose one of 1 or 3",
+        ),
         ({"celeba": {"limit": 2.5}}, "data.celeba.limit must be an integer, got 2.5"),
-        ({"celeba": {"skip_bad_images": "yes"}}, "data.celeba.skip_bad_images must be true or false"),
+        (
+            {"celeba": {"skip_bad_images": "yes"}},
+            "data.celeba.skip_bad_images must be true or false",
+        ),
         ({"mnist": {"download": 1}}, "data.mnist.download must be true or false, got 1"),
     ],
 )
@@ -125,15 +205,30 @@ def test_bad_data_parameters_are_named(params, message):
 @pytest.mark.parametrize(
     "params, message",
     [
-        ({"heldout": {"group_size": -1}}, "groups.heldout.group_size must be an integer >= 1, got -1"),
+        (
+            {"heldout": {"group_size": -1}},
+            "groups.heldout.group_size must be an integer >= 1, got -1",
+        ),
         ({"heldout": {"n_groups": "7"}}, "groups.heldout.n_groups must be an integer, got '7'"),
         ({"series": {"seed": 1.5}}, "groups.series.seed must be an integer, got 1.5"),
         ({"domain": {"p": 1.5}}, "groups.domain.p must be a number <= 1.0, got 1.5"),
         ({"attribute": {"exclusive": "no"}}, "groups.attribute.exclusive must be true or false"),
-        ({"evaluation": {"split": "train"}}, "groups.evaluation.split='train' is unknown; choose one of 'validation' or 'test'"),
-        ({"series": {"digits": "all"}}, "groups.series.digits='all' is unknown; choose one of 'first_256' or 'all_of_first_256_numbers'"),
-        ({"evaluation": {"random": {"n_groups": -1}}}, "groups.evaluation.random.n_groups must be an integer >= 0"),
-        ({"evaluation": {"random": {"n_groups": None}}}, "groups.evaluation.random.n_groups must be an integer, got None"),
+        (
+            {"evaluation": {"split": "train"}},
+            "groups.evaluation.split='train' is unknown; choose one of 'validation' or 'test'",
+        ),
+        (
+            {"series": {"digits": "all"}},
+            "groups.series.digits='all' is unknown; choose one of 'first_256' or 'all_of_first_256_numbers'",
+        ),
+        (
+            {"evaluation": {"random": {"n_groups": -1}}},
+            "groups.evaluation.random.n_groups must be an integer >= 0",
+        ),
+        (
+            {"evaluation": {"random": {"n_groups": None}}},
+            "groups.evaluation.random.n_groups must be an integer, got None",
+        ),
     ],
 )
 def test_bad_groups_parameters_are_named(params, message):

@@ -21,7 +21,9 @@ def test_log_mode_reports_count_rate_and_eta(caplog):
                 bar.update()
     lines = caplog.messages
     assert [line.split(" (")[0] for line in lines] == [
-        "decode: 4/10 images", "decode: 8/10 images", "decode: 10/10 images",
+        "decode: 4/10 images",
+        "decode: 8/10 images",
+        "decode: 10/10 images",
     ]
     assert all("images/s, ETA " in line for line in lines)
     assert lines[-1].endswith("ETA 0s)")
@@ -33,7 +35,9 @@ def test_updates_of_several_items_cross_log_boundaries(caplog):
         bar = Progress(100, "extract", "groups", mode="log", logger=logger)  # every 10 %
         for _ in range(4):
             bar.update(32)
-    assert [m.split(" (")[0] for m in caplog.messages] == [f"extract: {n}/100 groups" for n in (32, 64, 96, 128)]
+    assert [m.split(" (")[0] for m in caplog.messages] == [
+        f"extract: {n}/100 groups" for n in (32, 64, 96, 128)
+    ]
 
 
 def test_off_is_silent_and_bad_modes_are_refused(caplog):
@@ -43,7 +47,9 @@ def test_off_is_silent_and_bad_modes_are_refused(caplog):
             for _ in range(3):
                 bar.update()
     assert not caplog.messages
-    with pytest.raises(ValueError, match=r"progress='fast' is unknown; use one of \('auto', 'bar', 'log', 'off'\)"):
+    with pytest.raises(
+        ValueError, match=r"progress='fast' is unknown; use one of \('auto', 'bar', 'log', 'off'\)"
+    ):
         Progress(3, "x", mode="fast")
 
 
@@ -71,8 +77,15 @@ def test_one_progress_class_serves_every_job():
     from ugvae_pipeline.training import trainer
 
     assert not hasattr(imaging, "_Progress")
-    assert trainer._Progress is TrainingProgress and issubclass(TrainingProgress, progress_module.Progress)
+    assert trainer._Progress is TrainingProgress and issubclass(
+        TrainingProgress, progress_module.Progress
+    )
 
 
 def test_durations_read_naturally():
-    assert [progress_module._duration(s) for s in (4.4, 75, 3725, float("inf"))] == ["4s", "1m15s", "1h02m", "?"]
+    assert [progress_module._duration(s) for s in (4.4, 75, 3725, float("inf"))] == [
+        "4s",
+        "1m15s",
+        "1h02m",
+        "?",
+    ]

@@ -37,7 +37,9 @@ def test_processes_claiming_the_same_id_at_once_get_distinct_ones(tmp_path):
 def test_the_store_keeps_its_claimed_id_when_kedro_sets_its_own(tmp_path):
     (tmp_path / ".kedro_save_version").write_text("2026-11-30T15.29.00.800Z")
     store = UniqueVersionStore(str(tmp_path / "sessions"), "2026-11-30T15.29.00.800Z")
-    store.update({"session_id": "2026-11-30T15.29.00.800Z", "env": "local"})  # as KedroSession.create
+    store.update(
+        {"session_id": "2026-11-30T15.29.00.800Z", "env": "local"}
+    )  # as KedroSession.create
     assert store["session_id"] == "2026-11-30T15.29.00.801Z" and store["env"] == "local"
 
 
@@ -48,6 +50,8 @@ def test_a_kedro_run_saves_under_the_claimed_version(project_copy):
     taken = "2099-01-01T00.00.00.000Z"
     (project_copy / ".kedro_save_version").write_text(taken)
     run_kedro(project_copy, "ingestion", {"data": {"source": "uci_digits"}})
-    versions = [path.name for path in (project_copy / "data" / "02_intermediate" / "images.npy").iterdir()]
+    versions = [
+        path.name for path in (project_copy / "data" / "02_intermediate" / "images.npy").iterdir()
+    ]
     assert versions == [next_version(taken)]
     assert (project_copy / ".kedro_save_version").read_text() == next_version(taken)

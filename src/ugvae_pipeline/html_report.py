@@ -72,7 +72,9 @@ def render_report(
         parts.append(f"<p>{html.escape(intro)}</p>")
     for heading, table in tables.items():
         parts.append(f"<h2>{html.escape(heading)}</h2>")
-        parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True))
+        parts.append(
+            table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, escape=True)
+        )
     if figures:
         parts.append("<h2>Figures</h2>")
     for caption, png in figures.items():

@@ -17,16 +17,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ugvae_pipeline.data.grouping.series import SERIES, SERIES_DIGITS
-from ugvae_pipeline.data.sources import SOURCES
 from ugvae_pipeline.data.grouping.strategies import (
     EVALUATION_STRATEGIES,
     TRAINING_STRATEGIES,
     check_interpolation_types,
 )
+from ugvae_pipeline.data.sources import SOURCES
 from ugvae_pipeline.data.tables import check_fractions
 from ugvae_pipeline.models import model_config_from_params
 from ugvae_pipeline.progress import progress_mode
 from ugvae_pipeline.training.config import TrainConfig
+
 
 class Block(BaseModel):
     """A parameter block: strict types (no "0.2" for 0.2, no true for 1), no unknown keys."""
@@ -79,9 +80,17 @@ class DataParams(Splits):
 
     @model_validator(mode="after")
     def _fractions_leave_training_images(self) -> DataParams:
-        for prefix, block in (("data", self), ("data.image_folder", self.image_folder), ("data.uci_digits", self.uci_digits)):
-            if block is not None and (block.validation_fraction is not None or block.test_fraction is not None):
-                check_fractions(block.validation_fraction or 0.1, block.test_fraction or 0.2, prefix)
+        for prefix, block in (
+            ("data", self),
+            ("data.image_folder", self.image_folder),
+            ("data.uci_digits", self.uci_digits),
+        ):
+            if block is not None and (
+                block.validation_fraction is not None or block.test_fraction is not None
+            ):
+                check_fractions(
+                    block.validation_fraction or 0.1, block.test_fraction or 0.2, prefix
+                )
         return self
 
 
@@ -228,11 +237,25 @@ SCHEMAS: dict[str, type[Block]] = {
 
 
 def _path(group: str, loc: tuple) -> str:
-    return ".".join([group, *(("class" if part == "class_" else str(part)) for part in loc if not isinstance(part, int))])
+    return ".".join(
+        [
+            group,
+            *(
+                ("class" if part == "class_" else str(part))
+                for part in loc
+                if not isinstance(part, int)
+            ),
+        ]
+    )
 
 
 def _message(group: str, error: dict, schema: type[BaseModel]) -> str:
-    path, value, kind, ctx = _path(group, error["loc"]), error.get("input"), error["type"], error.get("ctx") or {}
+    path, value, kind, ctx = (
+        _path(group, error["loc"]),
+        error.get("input"),
+        error["type"],
+        error.get("ctx") or {},
+    )
     if kind == "extra_forbidden":
         parent = schema
         for part in error["loc"][:-1]:
@@ -240,16 +263,29 @@ def _message(group: str, error: dict, schema: type[BaseModel]) -> str:
                 continue
             field = parent.model_fields.get(part) or parent.model_fields.get(f"{part}_")
             annotation = field.annotation if field else None
-            parent = next((a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            parent = next(
+                (
+                    a
+                    for a in getattr(annotation, "__args__", (annotation,))
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ),
+                None,
+            )
             if parent is None:
                 break
         valid = sorted(f.alias or name for name, f in parent.model_fields.items()) if parent else []
         return f"unknown parameter {path}; valid names there: {valid}"
     if kind == "literal_error":
         return f"{path}={value!r} is unknown; choose one of {ctx.get('expected', '')}"
-    bounds = {"greater_than_equal": f">= {ctx.get('ge')}", "greater_than": f"> {ctx.get('gt')}",
-              "less_than": f"< {ctx.get('lt')}", "less_than_equal": f"<= {ctx.get('le')}"}
-    if kind in ("int_type", "int_parsing", "int_from_float") or (kind in bounds and isinstance(value, int)):
+    bounds = {
+        "greater_than_equal": f">= {ctx.get('ge')}",
+        "greater_than": f"> {ctx.get('gt')}",
+        "less_than": f"< {ctx.get('lt')}",
+        "less_than_equal": f"<= {ctx.get('le')}",
+    }
+    if kind in ("int_type", "int_parsing", "int_from_float") or (
+        kind in bounds and isinstance(value, int)
+    ):
         return f"{path} must be an integer {bounds.get(kind, '')}".rstrip() + f", got {value!r}"
     if kind in ("float_type", "float_parsing") or kind in bounds:
         return f"{path} must be a number {bounds.get(kind, '')}".rstrip() + f", got {value!r}"

@@ -23,25 +23,33 @@ def _show_grid(ax, images: torch.Tensor, nrow: int, title: str) -> None:
     ax.axis("off")
 
 
-def reconstruction_figure(x: torch.Tensor, reconstruction: torch.Tensor, n_images: int = 16) -> Figure:
+def reconstruction_figure(
+    x: torch.Tensor, reconstruction: torch.Tensor, n_images: int = 16
+) -> Figure:
     """Held-out groups ``[G, B, C, H, W]`` (top of each pair) above their reconstructions."""
     n_groups = x.shape[0]
     fig, axes = plt.subplots(n_groups, 1, figsize=(n_images * 0.6, n_groups * 1.6), squeeze=False)
     for g in range(n_groups):
         pair = torch.cat([x[g, :n_images], reconstruction[g, :n_images]])
-        _show_grid(axes[g, 0], pair, nrow=n_images, title=f"held-out group {g}: input / reconstruction")
+        _show_grid(
+            axes[g, 0], pair, nrow=n_images, title=f"held-out group {g}: input / reconstruction"
+        )
     fig.tight_layout()
     return fig
 
 
-def component_samples_figure(model, n_per_component: int = 12, seed: int = 0, n_rows: int = 8) -> Figure:
+def component_samples_figure(
+    model, n_per_component: int = 12, seed: int = 0, n_rows: int = 8
+) -> Figure:
     """One row per mixture component k: z ~ N(μ_k(β), σ²_k(β)) decoded with β ~ N(0, I)
     (GMVAE: z ~ N(μ_k, σ²_k)). A model without components (β-VAE, ML-VAE): ``n_rows`` rows
     of samples from its prior, one group per row."""
     generator = torch.Generator().manual_seed(seed)
     if model.has_mixture:
         k = model.config.n_components
-        rows = [model.sample(1, n_per_component, generator=generator, component=c)[0] for c in range(k)]
+        rows = [
+            model.sample(1, n_per_component, generator=generator, component=c)[0] for c in range(k)
+        ]
         title = "samples per mixture component (rows)"
     else:
         k = n_rows
@@ -59,7 +67,9 @@ def loss_curves_figure(history: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
     for ax, name in zip(axes[0], names):
         for split, style in (("train", "-"), ("heldout", "--")):
-            ax.plot(history["epoch"], history[f"{split}_{name}"], style, marker="o", ms=3, label=split)
+            ax.plot(
+                history["epoch"], history[f"{split}_{name}"], style, marker="o", ms=3, label=split
+            )
         ax.set_title(name.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)

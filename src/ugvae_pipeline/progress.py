@@ -67,7 +67,8 @@ class Progress:
             if postfix:
                 self.bar.set_postfix(**postfix)
         elif self.mode == "log" and (
-            self.done == self.total or self.done // self.log_every > (self.done - n) // self.log_every
+            self.done == self.total
+            or self.done // self.log_every > (self.done - n) // self.log_every
         ):
             self.log.info("%s", self.line(**postfix))
 

@@ -59,7 +59,9 @@ def training_groups(model_params: dict[str, Any], groups_params: dict[str, Any])
     """How a run's training groups are formed, from its parameters: ``(strategy, label_column)``,
     the strategy as ``training_groups_strategy`` gives it for ``model.name``."""
     training = groups_params.get("training") or {}
-    strategy = training_groups_strategy(configured_name(model_params), training.get("strategy", "random"))
+    strategy = training_groups_strategy(
+        configured_name(model_params), training.get("strategy", "random")
+    )
     return strategy, training.get("label_column", "label")
 
 
@@ -67,7 +69,11 @@ def describe_training_groups(name: str, strategy: str, label_column: str = "labe
     """One sentence for reports: how the training groups of this run were formed."""
     effective = training_groups_strategy(name, strategy)
     if effective == "labels":
-        supervision = "ML-VAE's intended weak supervision" if _trains_on_label_groups(name) else "weak supervision"
+        supervision = (
+            "ML-VAE's intended weak supervision"
+            if _trains_on_label_groups(name)
+            else "weak supervision"
+        )
         return f"groups formed by labels: every group shares one value of {label_column!r} ({supervision})"
     if effective == "mixed_domains":
         return "mixed-domain groups, formed without labels"

@@ -10,7 +10,11 @@ from ugvae_pipeline.hooks import (
 from ugvae_pipeline.session_store import UniqueVersionStore
 
 HOOKS = (
-    MlflowSetupLockHook(), ValidateParametersHook(), MlflowRunTagsHook(), MlflowArtifactsHook(), InterruptedRunHook()
+    MlflowSetupLockHook(),
+    ValidateParametersHook(),
+    MlflowRunTagsHook(),
+    MlflowArtifactsHook(),
+    InterruptedRunHook(),
 )
 
 # Every run gets its own save version, even two started in the same millisecond.

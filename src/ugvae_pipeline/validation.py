@@ -15,9 +15,15 @@ def dataclass_kwargs(cls: type, values: dict[str, Any], group: str) -> dict[str,
     valid = {f.name: f for f in fields(cls)}
     unknown = set(values) - set(valid)
     if unknown:
-        raise ValueError(f"unknown {group} parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}")
+        raise ValueError(
+            f"unknown {group} parameter(s) {sorted(unknown)}; valid names are {sorted(valid)}"
+        )
     kwargs = dict(values)
     for name, value in values.items():
-        if valid[name].type in ("float", float) and isinstance(value, int) and not isinstance(value, bool):
+        if (
+            valid[name].type in ("float", float)
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
             kwargs[name] = float(value)
     return kwargs

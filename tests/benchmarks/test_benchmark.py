@@ -10,7 +10,10 @@ from benchmarks import benchmark
 
 def test_quick_run_writes_the_table(tmp_path, capsys):
     output = tmp_path / "bench" / "table.csv"
-    assert benchmark.main(["--quick", "--device", "cpu", "--threads", "1", "--output", str(output)]) == 0
+    assert (
+        benchmark.main(["--quick", "--device", "cpu", "--threads", "1", "--output", str(output)])
+        == 0
+    )
     table = pd.read_csv(output)
     assert list(table.columns) == benchmark.COLUMNS
     assert not table["compiled"].any()  # eager unless --compile
@@ -19,17 +22,27 @@ def test_quick_run_writes_the_table(tmp_path, capsys):
     assert len(table) == 12
     assert set(table["model"]) == {"ugvae", "plain_vae", "anchor"}
     assert sorted(set(table["groups_per_step"])) == [1, 2]
-    for column in ("step_ms_median", "images_per_second", "time_vs_floor", "speedup_vs_anchor", "state_memory_mb"):
+    for column in (
+        "step_ms_median",
+        "images_per_second",
+        "time_vs_floor",
+        "speedup_vs_anchor",
+        "state_memory_mb",
+    ):
         assert (table[column] > 0).all(), column
     assert (table["peak_memory_mb"].dropna() >= 0).all()
     floor = table[table["model"] == "plain_vae"]
     assert all(math.isclose(v, 1.0) for v in floor["time_vs_floor"])
     row = table.iloc[0]
-    assert math.isclose(row["images_per_second"], row["images_per_step"] / row["step_ms_median"] * 1e3)
+    assert math.isclose(
+        row["images_per_second"], row["images_per_step"] / row["step_ms_median"] * 1e3
+    )
     assert "table written to" in capsys.readouterr().out
 
     with pytest.raises(FileExistsError):  # a table is never overwritten
-        benchmark.main(["--quick", "--device", "cpu", "--architectures", "mlp28", "--output", str(output)])
+        benchmark.main(
+            ["--quick", "--device", "cpu", "--architectures", "mlp28", "--output", str(output)]
+        )
 
 
 def test_default_output_is_a_new_timestamped_file():
@@ -44,8 +57,18 @@ def test_compile_runs_the_vectorised_models_compiled(tmp_path):
 
     counters.clear()
     output = tmp_path / "compiled.csv"
-    argv = ["--quick", "--device", "cpu", "--threads", "1", "--architectures", "mlp28",
-            "--compile", "--output", str(output)]
+    argv = [
+        "--quick",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--architectures",
+        "mlp28",
+        "--compile",
+        "--output",
+        str(output),
+    ]
     assert benchmark.main(argv) == 0
     table = pd.read_csv(output)
     compiled = table.groupby("model")["compiled"].agg(["all", "any"])

@@ -3,12 +3,16 @@
 import pytest
 import torch
 
-from ugvae_pipeline.models import UGVAE, LatentNoise, UGVAEConfig
 from benchmarks.reference import LoopUGVAE
+from ugvae_pipeline.models import UGVAE, LatentNoise, UGVAEConfig
 
 CONFIGS = {
-    "mlp28": UGVAEConfig("mlp28", channels=1, image_size=28, dim_z=10, dim_beta=20, n_components=10),
-    "conv64": UGVAEConfig("conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20),
+    "mlp28": UGVAEConfig(
+        "mlp28", channels=1, image_size=28, dim_z=10, dim_beta=20, n_components=10
+    ),
+    "conv64": UGVAEConfig(
+        "conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20
+    ),
 }
 
 
@@ -29,7 +33,9 @@ def test_vectorised_loss_and_gradients_equal_the_loop_anchor(architecture, n_gro
     terms = model(x, noise).terms
     reference = anchor(x, noise)
     for name in terms.NAMES:
-        torch.testing.assert_close(getattr(terms, name), getattr(reference, name), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            getattr(terms, name), getattr(reference, name), rtol=1e-5, atol=1e-5
+        )
     assert reference.local_kl > 0 and reference.global_kl > 0  # the KL terms are exercised
 
     terms.loss.backward()

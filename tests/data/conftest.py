@@ -20,7 +20,9 @@ def celeba_face(rng: np.random.Generator) -> Image.Image:
     pixels[..., 2] = 255
     top, left = (CELEBA_SIZE[1] - CROP) // 2, (CELEBA_SIZE[0] - CROP) // 2
     pixels[top : top + CROP, left : left + CROP] = (255, 0, 0)
-    pixels[top + 20 : top + 30, left + 20 : left + 30] = rng.integers(0, 256, 3)  # make images differ
+    pixels[top + 20 : top + 30, left + 20 : left + 30] = rng.integers(
+        0, 256, 3
+    )  # make images differ
     return Image.fromarray(pixels)
 
 
@@ -32,10 +34,18 @@ def write_celeba(root: Path, n_images: int = 36, seed: int = 0) -> np.ndarray:
     for name in names:
         celeba_face(rng).save(root / "img_align_celeba" / name, quality=90)
     values = rng.choice([-1, 1], size=(n_images, len(ATTRIBUTES)))
-    rows = [f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, values)]  # official: padded ±1
-    (root / "list_attr_celeba.txt").write_text(f"{n_images}\n" + " ".join(ATTRIBUTES) + "\n" + "\n".join(rows) + "\n")
-    partition = np.where(np.arange(n_images) < n_images * 2 // 3, 0, np.where(np.arange(n_images) % 2, 1, 2))
-    (root / "list_eval_partition.txt").write_text("".join(f"{name} {p}\n" for name, p in zip(names, partition)))
+    rows = [
+        f"{name} " + " ".join(f"{v:2d}" for v in row) for name, row in zip(names, values)
+    ]  # official: padded ±1
+    (root / "list_attr_celeba.txt").write_text(
+        f"{n_images}\n" + " ".join(ATTRIBUTES) + "\n" + "\n".join(rows) + "\n"
+    )
+    partition = np.where(
+        np.arange(n_images) < n_images * 2 // 3, 0, np.where(np.arange(n_images) % 2, 1, 2)
+    )
+    (root / "list_eval_partition.txt").write_text(
+        "".join(f"{name} {p}\n" for name, p in zip(names, partition))
+    )
     return values
 
 
@@ -53,12 +63,18 @@ def image_folder_root(tmp_path: Path) -> Path:
     (root / "dogs" / "nested").mkdir(parents=True)
     gray = np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (30, 1))  # 40 wide, 30 high
     Image.fromarray(gray, "L").save(root / "cats" / "gray.png")
-    Image.fromarray(np.full((50, 50, 3), (0, 128, 255), dtype=np.uint8)).save(root / "cats" / "rgb.JPG", quality=95)
+    Image.fromarray(np.full((50, 50, 3), (0, 128, 255), dtype=np.uint8)).save(
+        root / "cats" / "rgb.JPG", quality=95
+    )
     rgba = np.zeros((20, 20, 4), dtype=np.uint8)
     rgba[:10] = (255, 0, 0, 255)  # top half opaque red, bottom half fully transparent
     Image.fromarray(rgba, "RGBA").save(root / "cats" / "transparent.png")
-    Image.fromarray(np.full((16, 16, 3), (0, 255, 0), dtype=np.uint8)).convert("P").save(root / "dogs" / "palette.gif")
-    Image.fromarray(np.full((24, 24), 128 * 257, dtype=np.uint16)).save(root / "dogs" / "nested" / "wide16.png")
+    Image.fromarray(np.full((16, 16, 3), (0, 255, 0), dtype=np.uint8)).convert("P").save(
+        root / "dogs" / "palette.gif"
+    )
+    Image.fromarray(np.full((24, 24), 128 * 257, dtype=np.uint16)).save(
+        root / "dogs" / "nested" / "wide16.png"
+    )
     Image.fromarray(np.full((12, 12, 3), 7, dtype=np.uint8)).save(root / "dogs" / "chien_été.bmp")
     Image.fromarray(np.full((12, 12, 3), 200, dtype=np.uint8)).save(root / "top.webp")
     (root / "notes.txt").write_text("not an image")

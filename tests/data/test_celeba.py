@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import write_celeba
 
 from ugvae_pipeline.data.celeba import ATTRIBUTES, load_celeba
 from ugvae_pipeline.data.sources import load_source
 
-from conftest import write_celeba
-
 
 def test_celeba_images_are_cropped_rgb_uint8(celeba_root):
-    images, metadata = load_source({"source": "celeba", "celeba": {"root": str(celeba_root), "image_size": 16}})
+    images, metadata = load_source(
+        {"source": "celeba", "celeba": {"root": str(celeba_root), "image_size": 16}}
+    )
     assert images.shape == (36, 3, 16, 16) and images.dtype == np.uint8
     # the centred 148x148 crop is red: no blue border survives the crop
     border = np.concatenate([images[:, 2, [0, -1], :].ravel(), images[:, 2, :, [0, -1]].ravel()])
@@ -69,13 +70,17 @@ def test_attribute_row_with_a_missing_value_is_named(celeba_root):
 def test_count_disagreeing_with_header_is_named(celeba_root):
     path = celeba_root / "list_attr_celeba.txt"
     path.write_text("37\n" + path.read_text().split("\n", 1)[1])
-    with pytest.raises(ValueError, match=r"list_attr_celeba.txt: line 1 declares 37 images but the file lists 36"):
+    with pytest.raises(
+        ValueError, match=r"list_attr_celeba.txt: line 1 declares 37 images but the file lists 36"
+    ):
         load_celeba(celeba_root)
 
 
 def test_count_disagreeing_with_image_folder_is_named(celeba_root):
     (celeba_root / "img_align_celeba" / "000007.jpg").unlink()
-    with pytest.raises(ValueError, match=r"lists 36 images but 1 are not in .*img_align_celeba.*000007.jpg"):
+    with pytest.raises(
+        ValueError, match=r"lists 36 images but 1 are not in .*img_align_celeba.*000007.jpg"
+    ):
         load_celeba(celeba_root)
 
 
@@ -102,8 +107,16 @@ def test_celeba_metadata_round_trips_through_parquet(celeba_root, tmp_path):
 
 def test_partition_file_missing_an_image_is_named(celeba_root):
     path = celeba_root / "list_eval_partition.txt"
-    path.write_text("".join(line + "\n" for line in path.read_text().splitlines() if not line.startswith("000005.jpg")))
-    with pytest.raises(ValueError, match=r"list_eval_partition.txt: no partition for 1 image\(s\).*000005.jpg"):
+    path.write_text(
+        "".join(
+            line + "\n"
+            for line in path.read_text().splitlines()
+            if not line.startswith("000005.jpg")
+        )
+    )
+    with pytest.raises(
+        ValueError, match=r"list_eval_partition.txt: no partition for 1 image\(s\).*000005.jpg"
+    ):
         load_celeba(celeba_root)
 
 
@@ -111,8 +124,12 @@ def test_partition_file_listing_an_image_twice_or_a_bad_split_is_named(celeba_ro
     path = celeba_root / "list_eval_partition.txt"
     original = path.read_text()
     path.write_text(original + "000003.jpg 2\n")  # a second, contradicting entry
-    with pytest.raises(ValueError, match=r"list_eval_partition.txt: 1 image\(s\) listed more than once.*000003.jpg"):
+    with pytest.raises(
+        ValueError, match=r"list_eval_partition.txt: 1 image\(s\) listed more than once.*000003.jpg"
+    ):
         load_celeba(celeba_root)
     path.write_text(original.replace("000004.jpg 0", "000004.jpg 3"))
-    with pytest.raises(ValueError, match=r"list_eval_partition.txt: partitions must be 0 \(train\), 1"):
+    with pytest.raises(
+        ValueError, match=r"list_eval_partition.txt: partitions must be 0 \(train\), 1"
+    ):
         load_celeba(celeba_root)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import ParquetDataset
@@ -30,7 +29,12 @@ def _groups_params(strategy: str, training: str = "random") -> dict:
         "training": {"strategy": training, "label_column": "label"},
         "heldout": {"n_groups": 2, "group_size": 2, "seed": 0},
         "evaluation": {"strategy": strategy, "random": {"n_groups": 1, "seed": 1}},
-        "attribute": {"group_types": ["Male=1", "Male=0"], "n_groups": 2, "group_size": 2, "seed": 0},
+        "attribute": {
+            "group_types": ["Male=1", "Male=0"],
+            "n_groups": 2,
+            "group_size": 2,
+            "seed": 0,
+        },
         "domain": {"n_groups": 2, "group_size": 3, "seed": 0, "p": 0.5, "domains": None},
     }
 
@@ -39,7 +43,12 @@ def _run(tmp_path, celeba_root, image_folder_root, groups: dict) -> DataCatalog:
     data = {
         "source": "mixed",
         "celeba": {"root": str(celeba_root), "image_size": 8},
-        "image_folder": {"root": str(image_folder_root), "image_size": 8, "validation_fraction": 0.15, "test_fraction": 0.43},
+        "image_folder": {
+            "root": str(image_folder_root),
+            "image_size": 8,
+            "validation_fraction": 0.15,
+            "test_fraction": 0.43,
+        },
         "mixed": {"sources": ["celeba", "image_folder"]},
     }
     params = {
@@ -55,7 +64,9 @@ def _run(tmp_path, celeba_root, image_folder_root, groups: dict) -> DataCatalog:
     return catalog
 
 
-def test_attribute_evaluation_groups_from_ingested_celeba_and_folder(tmp_path, celeba_root, image_folder_root):
+def test_attribute_evaluation_groups_from_ingested_celeba_and_folder(
+    tmp_path, celeba_root, image_folder_root
+):
     catalog = _run(tmp_path, celeba_root, image_folder_root, _groups_params("attribute"))
     images, metadata = catalog.load("images"), catalog.load("image_metadata")
     assert images.shape == (43, 3, 8, 8) and isinstance(images, np.memmap)
@@ -64,17 +75,23 @@ def test_attribute_evaluation_groups_from_ingested_celeba_and_folder(tmp_path, c
     assert groups.shape == (5, 2)
     assert list(table["group_type"]) == ["Male=1"] * 2 + ["Male=0"] * 2 + ["random"]
     assert male[groups[:2]].all() and not male[groups[2:4]].any()
-    assert (metadata["domain"].to_numpy()[groups[:4]] == "celeba").all()  # folder images have no Male value
+    assert (
+        metadata["domain"].to_numpy()[groups[:4]] == "celeba"
+    ).all()  # folder images have no Male value
     assert (metadata["split"].to_numpy()[groups] == "test").all()
     assert list(table["group_id"]) == [0, 1, 2, 3, 4]
     assert catalog.load("train_groups").shape[:1] == (3,)
 
 
 def test_domain_groups_and_mixed_domain_training_plan(tmp_path, celeba_root, image_folder_root):
-    catalog = _run(tmp_path, celeba_root, image_folder_root, _groups_params("domain", "mixed_domains"))
+    catalog = _run(
+        tmp_path, celeba_root, image_folder_root, _groups_params("domain", "mixed_domains")
+    )
     metadata = catalog.load("image_metadata")
     table = catalog.load("evaluation_group_metadata")
-    assert list(table["group_type"]) == ["celeba"] * 2 + ["image_folder"] * 2 + ["mixed"] * 2 + ["random"]
+    assert list(table["group_type"]) == ["celeba"] * 2 + ["image_folder"] * 2 + ["mixed"] * 2 + [
+        "random"
+    ]
     plan = catalog.load("train_groups")
     domains = metadata["domain"].to_numpy()[plan]
     assert plan.shape[0] == 3 and (metadata["split"].to_numpy()[plan] == "train").all()

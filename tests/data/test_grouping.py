@@ -53,13 +53,17 @@ def test_sample_groups_are_uniform_without_replacement():
 
 def test_random_groups_are_seeded():
     indices = np.arange(50)
-    np.testing.assert_array_equal(random_groups(indices, 4, 10, 1), random_groups(indices, 4, 10, 1))
+    np.testing.assert_array_equal(
+        random_groups(indices, 4, 10, 1), random_groups(indices, 4, 10, 1)
+    )
     assert not np.array_equal(random_groups(indices, 4, 10, 1), random_groups(indices, 4, 10, 2))
 
 
 def test_window_groups_wrap_around():
     groups = window_groups(np.arange(10), 200, 4, np.random.default_rng(0))
-    assert ((groups[:, 1:] - groups[:, :-1]) % 10 == 1).all() and set(groups[:, 0]) == set(range(10))
+    assert ((groups[:, 1:] - groups[:, :-1]) % 10 == 1).all() and set(groups[:, 0]) == set(
+        range(10)
+    )
 
 
 def test_draw_by_value_matches_each_value():
@@ -68,7 +72,9 @@ def test_draw_by_value_matches_each_value():
     drawn = draw_by_value(values, pool_labels, np.random.default_rng(2))
     assert drawn.shape == values.shape
     np.testing.assert_array_equal(pool_labels[drawn], values)
-    assert len(np.unique(drawn[values == 3])) > 0.8 * (pool_labels == 3).sum()  # spread over the class
+    assert (
+        len(np.unique(drawn[values == 3])) > 0.8 * (pool_labels == 3).sum()
+    )  # spread over the class
     with pytest.raises(ValueError, match=r"no image with value\(s\) \[11\]"):
         draw_by_value(np.array([1, 11]), pool_labels, np.random.default_rng(0))
 
@@ -87,7 +93,9 @@ def test_mixed_group_proportion_is_binomial():
 
 
 def test_attribute_groups_share_the_attribute_and_are_test_images(attribute_metadata):
-    groups, table = attribute_groups(attribute_metadata, ["Black_Hair=1", "Blond_Hair=1"], 5, 20, seed=0)
+    groups, table = attribute_groups(
+        attribute_metadata, ["Black_Hair=1", "Blond_Hair=1"], 5, 20, seed=0
+    )
     assert groups.shape == (10, 20) and _distinct_rows(groups)
     assert (attribute_metadata["split"].to_numpy()[groups] == "test").all()
     black = table["group_type"].to_numpy() == "Black_Hair=1"
@@ -95,26 +103,37 @@ def test_attribute_groups_share_the_attribute_and_are_test_images(attribute_meta
     assert attribute_metadata["Blond_Hair"].to_numpy()[groups[~black]].all()
     assert not attribute_metadata["Blond_Hair"].to_numpy()[groups[black]].any()  # exclusive
     assert list(table.columns) == ["group_id", "strategy", "group_type", "attribute", "value"]
-    assert set(table["strategy"]) == {"attribute"} and set(table["attribute"]) == {"Black_Hair", "Blond_Hair"}
+    assert set(table["strategy"]) == {"attribute"} and set(table["attribute"]) == {
+        "Black_Hair",
+        "Blond_Hair",
+    }
 
 
 def test_contrast_groups_and_random_third_class(attribute_metadata):
-    groups, table = attribute_groups(attribute_metadata, ["Male=1", "Male=0"], 4, 30, seed=1, n_random_groups=3)
+    groups, table = attribute_groups(
+        attribute_metadata, ["Male=1", "Male=0"], 4, 30, seed=1, n_random_groups=3
+    )
     assert groups.shape == (11, 30) and list(table["group_id"]) == list(range(11))
     male = attribute_metadata["Male"].to_numpy()
     assert male[groups[:4]].all() and not male[groups[4:8]].any()
-    assert list(table["group_type"][8:]) == ["random"] * 3 and set(table["strategy"][8:]) == {"random"}
+    assert list(table["group_type"][8:]) == ["random"] * 3 and set(table["strategy"][8:]) == {
+        "random"
+    }
 
 
 def test_unknown_attribute_lists_valid_names(attribute_metadata):
-    with pytest.raises(ValueError, match=r"unknown attribute 'Red_Hair'.*'Male', 'Black_Hair', 'Blond_Hair'"):
+    with pytest.raises(
+        ValueError, match=r"unknown attribute 'Red_Hair'.*'Male', 'Black_Hair', 'Blond_Hair'"
+    ):
         attribute_groups(attribute_metadata, ["Red_Hair=1"], 2, 4, seed=0)
 
 
 def test_too_few_images_reports_the_counts(attribute_metadata):
     heldout = attribute_metadata[attribute_metadata["split"] == "test"]
     n_male = int(heldout["Male"].sum())
-    with pytest.raises(ValueError, match=rf"too few test images to fill a group of 150: \{{'Male=1': {n_male}"):
+    with pytest.raises(
+        ValueError, match=rf"too few test images to fill a group of 150: \{{'Male=1': {n_male}"
+    ):
         attribute_groups(attribute_metadata, ["Male=1"], 2, 150, seed=0)
 
 
@@ -144,7 +163,9 @@ def domain_metadata() -> pd.DataFrame:
 def test_domain_groups_single_and_mixed(domain_metadata):
     groups, table = domain_groups(domain_metadata, n_groups=30, group_size=40, seed=0, p=0.5)
     domain = domain_metadata["domain"].to_numpy()
-    assert groups.shape == (90, 40) and (domain_metadata["split"].to_numpy()[groups] == "test").all()
+    assert (
+        groups.shape == (90, 40) and (domain_metadata["split"].to_numpy()[groups] == "test").all()
+    )
     assert (domain[groups[:30]] == "A").all() and (domain[groups[30:60]] == "B").all()
     mixed_share = (domain[groups[60:]] == "A").mean()
     assert abs(mixed_share - 0.5) < 4 * np.sqrt(0.25 / (30 * 40))
@@ -173,16 +194,22 @@ def test_label_group_plan_forms_single_label_groups_of_training_images_redrawn_e
     metadata = image_table(labels, random_split(len(labels), 0.1, 0.5, 0), "digits")
     plan = label_group_plan(metadata, "label", group_size=8, epochs=3, seed=0)
     train = set(np.flatnonzero(metadata["split"] == "train"))
-    per_class = [np.sum((labels == c) & (metadata["split"] == "train").to_numpy()) // 8 for c in range(4)]
+    per_class = [
+        np.sum((labels == c) & (metadata["split"] == "train").to_numpy()) // 8 for c in range(4)
+    ]
     assert plan.shape == (3, sum(per_class), 8)
     assert set(plan.ravel()) <= train and (labels[plan] >= 0).all()
     assert (labels[plan] == labels[plan][..., :1]).all()  # one label per group
     assert all(_distinct_rows(epoch) for epoch in plan)
     assert not np.array_equal(plan[0], plan[1])
     np.testing.assert_array_equal(plan, label_group_plan(metadata, "label", 8, 3, seed=0))
-    with pytest.raises(ValueError, match=r"groups.training.label_column='digit' is not a metadata column"):
+    with pytest.raises(
+        ValueError, match=r"groups.training.label_column='digit' is not a metadata column"
+    ):
         label_group_plan(metadata, "digit", 8, 1, 0)
-    with pytest.raises(ValueError, match=r"the largest class has \d+\); lower train.group_size to at most"):
+    with pytest.raises(
+        ValueError, match=r"the largest class has \d+\); lower train.group_size to at most"
+    ):
         label_group_plan(metadata, "label", 40, 1, 0)
     unlabelled = image_table(np.full(20, -1), random_split(20, 0.1, 0.5, 0), "folder")
     with pytest.raises(ValueError, match="need labelled training images"):
@@ -210,5 +237,8 @@ def test_label_group_plan_keeps_minus_one_as_a_class_outside_the_label_column(ca
 def test_label_group_plan_names_an_empty_column():
     metadata = image_table(np.zeros(10), np.array(["train"] * 10), "folder")
     metadata["hair"] = pd.Series([None] * 10, dtype="string")
-    with pytest.raises(ValueError, match="'hair' has no value on any training image: set groups.training.label_column"):
+    with pytest.raises(
+        ValueError,
+        match="'hair' has no value on any training image: set groups.training.label_column",
+    ):
         label_group_plan(metadata, "hair", 2, 1, 0)

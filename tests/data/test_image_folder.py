@@ -20,15 +20,26 @@ def _by_name(images, metadata, name):
 
 
 def test_every_mode_becomes_rgb_of_the_configured_size(image_folder_root):
-    params = {"source": "image_folder", "image_folder": {"root": str(image_folder_root), "image_size": 8}}
+    params = {
+        "source": "image_folder",
+        "image_folder": {"root": str(image_folder_root), "image_size": 8},
+    }
     images, metadata = load_source(params)
     assert images.shape == (7, 3, 8, 8) and images.dtype == np.uint8
     assert "chien_été.bmp" in set(metadata["filename"].str.split("/").str[-1])
     assert list(_by_name(images, metadata, "palette.gif")[:, 4, 4]) == [0, 255, 0]
-    assert list(_by_name(images, metadata, "rgb.JPG")[:, 4, 4]) == pytest.approx([0, 128, 255], abs=3)
-    assert set(_by_name(images, metadata, "wide16.png")[:, 4, 4]) == {128}  # 16-bit rescaled, not clipped
+    assert list(_by_name(images, metadata, "rgb.JPG")[:, 4, 4]) == pytest.approx(
+        [0, 128, 255], abs=3
+    )
+    assert set(_by_name(images, metadata, "wide16.png")[:, 4, 4]) == {
+        128
+    }  # 16-bit rescaled, not clipped
     transparent = _by_name(images, metadata, "transparent.png")
-    assert list(transparent[:, 1, 4]) == [255, 0, 0] and list(transparent[:, 6, 4]) == [255, 255, 255]
+    assert list(transparent[:, 1, 4]) == [255, 0, 0] and list(transparent[:, 6, 4]) == [
+        255,
+        255,
+        255,
+    ]
 
 
 def test_grayscale_mode_and_centre_square_crop(image_folder_root):
@@ -40,11 +51,19 @@ def test_grayscale_mode_and_centre_square_crop(image_folder_root):
 
 
 def test_folder_column_split_and_labels(image_folder_root):
-    _, metadata = load_image_folder(image_folder_root, image_size=4, validation_fraction=0.15, test_fraction=0.3, split_seed=1)
+    _, metadata = load_image_folder(
+        image_folder_root, image_size=4, validation_fraction=0.15, test_fraction=0.3, split_seed=1
+    )
     folders = dict(zip(metadata["filename"], metadata["folder"]))
-    assert folders["dogs/nested/wide16.png"] == "dogs" and folders["cats/gray.png"] == "cats" and folders["top.webp"] == ""
+    assert (
+        folders["dogs/nested/wide16.png"] == "dogs"
+        and folders["cats/gray.png"] == "cats"
+        and folders["top.webp"] == ""
+    )
     assert (metadata["label"] == -1).all() and (metadata["split"] == "test").sum() == 2
-    _, again = load_image_folder(image_folder_root, image_size=4, validation_fraction=0.15, test_fraction=0.3, split_seed=1)
+    _, again = load_image_folder(
+        image_folder_root, image_size=4, validation_fraction=0.15, test_fraction=0.3, split_seed=1
+    )
     assert list(again["split"]) == list(metadata["split"])
 
 
@@ -91,7 +110,9 @@ def test_large_jobs_log_progress_off_a_terminal(image_folder_root, monkeypatch, 
 
 
 def test_la_image_is_composited_on_white():
-    la = Image.fromarray(np.stack([np.zeros((2, 2), np.uint8), np.array([[0, 255], [255, 0]], np.uint8)], -1), "LA")
+    la = Image.fromarray(
+        np.stack([np.zeros((2, 2), np.uint8), np.array([[0, 255], [255, 0]], np.uint8)], -1), "LA"
+    )
     assert np.asarray(to_mode(la, "L")).tolist() == [[255, 0], [0, 255]]
 
 
@@ -101,11 +122,19 @@ def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root):
     (image_folder_root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     params = {
         "source": "image_folder",
-        "image_folder": {"root": str(image_folder_root), "image_size": 4, "skip_bad_images": True, "validation_fraction": 0.25, "test_fraction": 0.25},
+        "image_folder": {
+            "root": str(image_folder_root),
+            "image_size": 4,
+            "skip_bad_images": True,
+            "validation_fraction": 0.25,
+            "test_fraction": 0.25,
+        },
     }
     images, metadata, metrics = ingest_images(params)
     assert metrics["ingest_skipped_images"] == [{"value": 1.0, "step": 0}]
-    counted = sum(metrics[f"ingest_{split}_images"][0]["value"] for split in ("train", "validation", "test"))
+    counted = sum(
+        metrics[f"ingest_{split}_images"][0]["value"] for split in ("train", "validation", "test")
+    )
     assert counted == len(images) == 7
     mixed = {"source": "mixed", "mixed": {"sources": [params, {**params, "domain": "copy"}]}}
     assert ingest_images(mixed)[2]["ingest_skipped_images"][0]["value"] == 2.0
@@ -121,7 +150,7 @@ def _png_bytes(image: Image.Image) -> bytes:
     "name, content, message",
     [
         ("empty.png", b"", "cannot identify image file"),
-        ("letter.jpg", "Dear reader, this is text.".encode(), "cannot identify image file"),
+        ("letter.jpg", b"Dear reader, this is text.", "cannot identify image file"),
         ("cut.png", None, "image file is truncated"),
     ],
     ids=["zero-bytes", "text-named-jpg", "truncated-png"],
@@ -133,7 +162,9 @@ def test_unreadable_files_are_named_with_the_cause(tmp_path, name, content, mess
         content = whole[: len(whole) // 2]
     (tmp_path / "ok.png").write_bytes(_png_bytes(Image.new("RGB", (4, 4), (9, 9, 9))))
     (tmp_path / name).write_bytes(content)
-    with pytest.raises(ValueError, match=rf"cannot read image .*{name}: .*{message}.*skip_bad_images"):
+    with pytest.raises(
+        ValueError, match=rf"cannot read image .*{name}: .*{message}.*skip_bad_images"
+    ):
         load_image_folder(tmp_path, image_size=4)
     images, metadata = load_image_folder(tmp_path, image_size=4, skip_bad_images=True)
     assert list(metadata["filename"]) == ["ok.png"] and metadata.attrs["skipped_images"] == 1
@@ -146,7 +177,11 @@ def test_palette_pngs_with_and_without_transparency(tmp_path):
     transparent.save(tmp_path / "clear.png", transparency=0)  # palette index 0 fully transparent
     images, metadata = load_image_folder(tmp_path, image_size=4)
     assert list(_by_name(images, metadata, "opaque.png")[:, 2, 2]) == [0, 0, 255]
-    assert list(_by_name(images, metadata, "clear.png")[:, 2, 2]) == [255, 255, 255]  # on white, not red
+    assert list(_by_name(images, metadata, "clear.png")[:, 2, 2]) == [
+        255,
+        255,
+        255,
+    ]  # on white, not red
 
 
 def test_one_pixel_image_is_upsampled_to_its_colour(tmp_path):
@@ -170,7 +205,9 @@ def test_decompression_bomb_is_refused_by_name_or_skipped(tmp_path, monkeypatch)
     Image.new("RGB", (100, 100)).save(tmp_path / "bomb.png")
     Image.new("RGB", (10, 10)).save(tmp_path / "small.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4_000)  # 10,000 pixels is over twice the limit
-    with pytest.raises(ValueError, match=r"cannot read image .*bomb.png: refused as a possible decompression bomb"):
+    with pytest.raises(
+        ValueError, match=r"cannot read image .*bomb.png: refused as a possible decompression bomb"
+    ):
         load_image_folder(tmp_path, image_size=4)
     _, metadata = load_image_folder(tmp_path, image_size=4, skip_bad_images=True)
     assert list(metadata["filename"]) == ["small.png"] and metadata.attrs["skipped_images"] == 1

@@ -11,7 +11,11 @@ def test_embedded_mnist_is_real_and_split_per_class():
     assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
     assert images.max() == 255 and images.mean() > 20  # real ink, not blank arrays
     counts = meta.groupby(["label", "split"]).size().unstack()
-    assert (counts["test"] == 100).all() and (counts["validation"] == 50).all() and (counts["train"] == 350).all()
+    assert (
+        (counts["test"] == 100).all()
+        and (counts["validation"] == 50).all()
+        and (counts["train"] == 350).all()
+    )
     assert list(meta["image_id"]) == list(range(5000))
     _, again = load_embedded_mnist(seed=0)
     assert (again["split"] == meta["split"]).all()
@@ -29,7 +33,10 @@ def test_torchvision_mnist_reads_a_local_root(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for prefix, n, labels in (("train", 20, np.repeat([3, 7], 10)), ("t10k", 5, rng.integers(0, 10, 5))):
+    for prefix, n, labels in (
+        ("train", 20, np.repeat([3, 7], 10)),
+        ("t10k", 5, rng.integers(0, 10, 5)),
+    ):
         _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
     images, meta = load_torchvision_mnist(str(tmp_path), download=False, validation_fraction=0.2)
@@ -37,7 +44,10 @@ def test_torchvision_mnist_reads_a_local_root(tmp_path):
     assert list(meta["split"][20:]) == ["test"] * 5  # the official test set
     # validation: 20 % of each class of the official training set
     assert meta[:20].groupby(["label", "split"]).size().to_dict() == {
-        (3, "train"): 8, (3, "validation"): 2, (7, "train"): 8, (7, "validation"): 2
+        (3, "train"): 8,
+        (3, "validation"): 2,
+        (7, "train"): 8,
+        (7, "validation"): 2,
     }
     expected = np.frombuffer((raw / "t10k-images-idx3-ubyte").read_bytes()[16:], np.uint8)
     assert np.array_equal(images[20:].reshape(-1), expected)
@@ -53,5 +63,7 @@ def test_missing_mnist_root_names_path_and_layout(tmp_path):
 
 
 def test_unknown_source_lists_the_valid_ones():
-    with pytest.raises(ValueError, match=r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"):
+    with pytest.raises(
+        ValueError, match=r"data.source='svhn' is unknown; choose one of \[.*'mnist_embedded'"
+    ):
         load_source({"source": "svhn"})

@@ -53,15 +53,40 @@ def test_series_digits_match_the_official_code(name):
     assert len(series_digits(name)) == 256
 
 
-@pytest.mark.parametrize("name, length", [("even", 713), ("odd", 713), ("fibonacci", 6861), ("primes", 827)])
+@pytest.mark.parametrize(
+    "name, length", [("even", 713), ("odd", 713), ("fibonacci", 6861), ("primes", 827)]
+)
 def test_the_harder_variant_keeps_every_digit(name, length):
     digits = series_digits(name, "all_of_first_256_numbers")
     assert digits.tolist() == _all_digits(name) and len(digits) == length
 
 
 def test_official_even_prefix_and_unknown_option():
-    assert series_digits("even")[:19].tolist() == [0, 2, 4, 6, 8, 1, 0, 1, 2, 1, 4, 1, 6, 1, 8, 2, 0, 2, 2]
-    with pytest.raises(ValueError, match=r"groups.series.digits must be one of \['first_256', 'all_of_first_256_numbers'\]"):
+    assert series_digits("even")[:19].tolist() == [
+        0,
+        2,
+        4,
+        6,
+        8,
+        1,
+        0,
+        1,
+        2,
+        1,
+        4,
+        1,
+        6,
+        1,
+        8,
+        2,
+        0,
+        2,
+        2,
+    ]
+    with pytest.raises(
+        ValueError,
+        match=r"groups.series.digits must be one of \['first_256', 'all_of_first_256_numbers'\]",
+    ):
         series_digits("even", "all")
 
 
@@ -79,7 +104,9 @@ def test_every_group_is_a_wrapped_window_of_its_series(pool):
     assert groups.shape == (120, 128) and digits.shape == (120, 128)
     assert list(table.columns) == ["group_id", "strategy", "group_type", "offset"]
     assert (table["strategy"] == "series").all()
-    assert table["group_type"].value_counts().to_dict() == {n: 30 for n in ("even", "odd", "fibonacci", "primes")}
+    assert table["group_type"].value_counts().to_dict() == {
+        n: 30 for n in ("even", "odd", "fibonacci", "primes")
+    }
     for row, group, digit_row in zip(table.itertuples(), groups, digits):
         reference = np.array(_official_digits(row.group_type))
         expected = reference[(row.offset + np.arange(128)) % len(reference)]
@@ -98,16 +125,40 @@ def test_wrapping_offset_is_exercised(pool):
     official = _official_digits("even")
     # a window at offset 250 takes the last 6 digits, then wraps to the start of the string
     assert digits[rows[0]].tolist() == official[250:] + official[:122]
-    assert digits[rows[0], 6:25].tolist() == [0, 2, 4, 6, 8, 1, 0, 1, 2, 1, 4, 1, 6, 1, 8, 2, 0, 2, 2]
+    assert digits[rows[0], 6:25].tolist() == [
+        0,
+        2,
+        4,
+        6,
+        8,
+        1,
+        0,
+        1,
+        2,
+        1,
+        4,
+        1,
+        6,
+        1,
+        8,
+        2,
+        0,
+        2,
+        2,
+    ]
 
 
 def test_harder_variant_groups_are_windows_of_the_whole_string(pool):
     labels, heldout = pool
-    _, table, digits = series_groups(labels, heldout, 20, 128, series=["fibonacci"], digits="all_of_first_256_numbers", seed=2)
+    _, table, digits = series_groups(
+        labels, heldout, 20, 128, series=["fibonacci"], digits="all_of_first_256_numbers", seed=2
+    )
     reference = np.array(_all_digits("fibonacci"))
     assert table["offset"].max() > 255  # offsets span the 6,861-digit string
     for row, digit_row in zip(table.itertuples(), digits):
-        np.testing.assert_array_equal(digit_row, reference[(row.offset + np.arange(128)) % len(reference)])
+        np.testing.assert_array_equal(
+            digit_row, reference[(row.offset + np.arange(128)) % len(reference)]
+        )
 
 
 def test_images_are_drawn_at_random_within_class(pool):
@@ -127,10 +178,16 @@ def test_seed_reproduces_and_changes(pool):
 def test_registry_extends_with_a_new_sequence(pool, monkeypatch):
     labels, heldout = pool
     monkeypatch.setitem(series.SERIES, "squares", lambda n: [i * i for i in range(n)])
-    _, _, digits = series_groups(labels, heldout, 1, 8, series=["squares"], digits="all_of_first_256_numbers", seed=0)
+    _, _, digits = series_groups(
+        labels, heldout, 1, 8, series=["squares"], digits="all_of_first_256_numbers", seed=0
+    )
     full = series_digits("squares", "all_of_first_256_numbers")
     assert full[:8].tolist() == [0, 1, 4, 9, 1, 6, 2, 5]
-    start = np.flatnonzero(np.all(np.lib.stride_tricks.sliding_window_view(np.r_[full, full[:8]], 8) == digits[0], axis=1))
+    start = np.flatnonzero(
+        np.all(
+            np.lib.stride_tricks.sliding_window_view(np.r_[full, full[:8]], 8) == digits[0], axis=1
+        )
+    )
     assert len(start) >= 1
 
 

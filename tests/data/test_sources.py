@@ -15,8 +15,18 @@ def test_unknown_source_lists_valid_sources():
     with pytest.raises(ValueError) as err:
         load_source({"source": "imagenet"})
     assert "imagenet" in str(err.value)
-    assert all(name in str(err.value) for name in ("celeba", "image_folder", "mixed", "uci_digits", "mnist_embedded"))
-    assert set(SOURCES) >= {"celeba", "image_folder", "mixed", "uci_digits", "mnist_embedded", "mnist"}
+    assert all(
+        name in str(err.value)
+        for name in ("celeba", "image_folder", "mixed", "uci_digits", "mnist_embedded")
+    )
+    assert set(SOURCES) >= {
+        "celeba",
+        "image_folder",
+        "mixed",
+        "uci_digits",
+        "mnist_embedded",
+        "mnist",
+    }
 
 
 def test_uci_digits_in_mnist_framing():
@@ -30,7 +40,10 @@ def test_uci_digits_in_mnist_framing():
     assert max(extent[0].max(), extent[1].max()) <= 20  # the digit fits the 20x20 box
     rows, cols = np.indices((28, 28))
     mass = images[:, 0].astype(float)
-    centre = np.stack([(mass * rows).sum((1, 2)), (mass * cols).sum((1, 2))], 1) / mass.sum((1, 2))[:, None]
+    centre = (
+        np.stack([(mass * rows).sum((1, 2)), (mass * cols).sum((1, 2))], 1)
+        / mass.sum((1, 2))[:, None]
+    )
     assert np.abs(centre - 13.5).max() < 1.0  # centred by centre of mass
     test = metadata[metadata["split"] == "test"].groupby("label").size()
     assert len(test) == 10 and test.between(0.25 * 170, 0.25 * 190).all()  # stratified
@@ -47,17 +60,30 @@ def test_centre_of_mass_offset_moves_an_off_centre_digit():
 
 
 def test_mixed_digits_have_a_domain_column():
-    images, metadata = load_source({"source": "mixed", "mixed": {"sources": ["mnist_embedded", "uci_digits"]}})
+    images, metadata = load_source(
+        {"source": "mixed", "mixed": {"sources": ["mnist_embedded", "uci_digits"]}}
+    )
     assert images.shape == (6797, 1, 28, 28)
-    assert metadata["domain"].value_counts().to_dict() == {"mnist_embedded": 5000, "uci_digits": 1797}
+    assert metadata["domain"].value_counts().to_dict() == {
+        "mnist_embedded": 5000,
+        "uci_digits": 1797,
+    }
     assert list(metadata["image_id"]) == list(range(6797))
     assert metadata.loc[5000, "source"] == "uci_digits"
 
 
 def test_mixed_shapes_must_agree_naming_the_parameters():
-    small = (np.zeros((2, 1, 28, 28), np.uint8), image_table(np.zeros(2), np.array(["train"] * 2), "a"))
-    large = (np.zeros((2, 3, 64, 64), np.uint8), image_table(np.zeros(2), np.array(["train"] * 2), "b"))
-    with pytest.raises(ValueError, match=r"one shape.*\(1, 28, 28\).*\(3, 64, 64\).*data.image_folder.channels"):
+    small = (
+        np.zeros((2, 1, 28, 28), np.uint8),
+        image_table(np.zeros(2), np.array(["train"] * 2), "a"),
+    )
+    large = (
+        np.zeros((2, 3, 64, 64), np.uint8),
+        image_table(np.zeros(2), np.array(["train"] * 2), "b"),
+    )
+    with pytest.raises(
+        ValueError, match=r"one shape.*\(1, 28, 28\).*\(3, 64, 64\).*data.image_folder.channels"
+    ):
         combine_domains([small, large], ["a", "b"])
 
 
@@ -83,6 +109,11 @@ def test_mixed_needs_two_distinct_domains():
 
 
 def test_metadata_columns_are_the_contract():
-    table = image_table(np.array([3, -1]), np.array(["train", "test"]), "x", folder=pd.Series(["a", "b"], dtype="string"))
+    table = image_table(
+        np.array([3, -1]),
+        np.array(["train", "test"]),
+        "x",
+        folder=pd.Series(["a", "b"], dtype="string"),
+    )
     assert list(table.columns) == ["image_id", "label", "split", "source", "folder"]
     assert table["label"].dtype == np.int64

@@ -1,7 +1,6 @@
 import tracemalloc
 
 import numpy as np
-import pytest
 
 from ugvae_pipeline.evaluation import baselines
 from ugvae_pipeline.evaluation.alignment import (
@@ -21,7 +20,9 @@ def test_label_histogram_counts_labels():
 def test_mean_image_and_mean_local_code():
     images = np.stack([np.full((1, 2, 2), v, np.uint8) for v in (0, 255, 51)])
     groups = np.array([[0, 1], [1, 2]])
-    np.testing.assert_allclose(baselines.mean_image(images, groups, chunk=1), [[0.5] * 4, [0.6] * 4], atol=1e-6)
+    np.testing.assert_allclose(
+        baselines.mean_image(images, groups, chunk=1), [[0.5] * 4, [0.6] * 4], atol=1e-6
+    )
     local = np.arange(12, dtype=float).reshape(2, 3, 2)
     np.testing.assert_allclose(baselines.mean_local_code(local), [[2, 3], [8, 9]])
 

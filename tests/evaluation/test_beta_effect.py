@@ -25,7 +25,11 @@ COMPONENT_KEYS = [k for k in BETA_EFFECT_SCORES if k.startswith("component_")]
 def _codes(n_groups=6, group_size=4, seed=0):
     rng = np.random.default_rng(seed)
     types = np.repeat(["a", "b", "c"], n_groups // 3)
-    return rng.normal(size=(n_groups, DIM_BETA)), rng.normal(size=(n_groups, group_size, DIM_Z)), types
+    return (
+        rng.normal(size=(n_groups, DIM_BETA)),
+        rng.normal(size=(n_groups, group_size, DIM_Z)),
+        types,
+    )
 
 
 def _ugvae(seed=0):
@@ -93,11 +97,15 @@ def test_two_groups_of_one_image_match_a_direct_computation():
     assert scores["beta_change"] == pytest.approx(expected_beta, rel=1e-5)
     assert scores["beta_change_across_types"] == pytest.approx(expected_beta, rel=1e-5)
     assert scores["z_change"] == pytest.approx(float((swap_z - base).abs().mean()), rel=1e-5)
-    assert scores["beta_effect"] == pytest.approx(scores["beta_change"] / scores["z_change"], rel=1e-9)
+    assert scores["beta_effect"] == pytest.approx(
+        scores["beta_change"] / scores["z_change"], rel=1e-9
+    )
     k = comp.shape[1]
     pairs = [(comp[:, i] - comp[:, j]).abs().mean() for i in range(k) for j in range(i + 1, k)]
     assert scores["component_spread"] == pytest.approx(float(torch.stack(pairs).mean()), rel=1e-5)
-    assert scores["component_beta_change"] == pytest.approx(float((comp.flip(0) - comp).abs().mean()), rel=1e-5)
+    assert scores["component_beta_change"] == pytest.approx(
+        float((comp.flip(0) - comp).abs().mean()), rel=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", ["beta_vae", "gmvae", "mlvae"])
@@ -118,7 +126,13 @@ def test_baselines_get_nan_for_the_latents_they_lack(name):
         with torch.no_grad():
             decoded = model.decode(means[None])[0]
         k = len(decoded)
-        expected = np.mean([float((decoded[i] - decoded[j]).abs().mean()) for i in range(k) for j in range(i + 1, k)])
+        expected = np.mean(
+            [
+                float((decoded[i] - decoded[j]).abs().mean())
+                for i in range(k)
+                for j in range(i + 1, k)
+            ]
+        )
         assert scores["component_spread"] == pytest.approx(expected, rel=1e-5)
 
 
@@ -157,13 +171,19 @@ def trained():
 
 def test_trained_model_gives_finite_positive_deterministic_scores(trained):
     model, codes, _, types = trained
-    scores = beta_effect_scores(model, codes.global_code, codes.local_code, types, seed=0, groups_per_chunk=3)
+    scores = beta_effect_scores(
+        model, codes.global_code, codes.local_code, types, seed=0, groups_per_chunk=3
+    )
     for key, value in scores.items():
         assert math.isfinite(value) and value > 0, (key, value)
     # chunking changes nothing, the seed fixes the pairings, and the model stays in eval mode
-    whole = beta_effect_scores(model, codes.global_code, codes.local_code, types, seed=0, groups_per_chunk=100)
+    whole = beta_effect_scores(
+        model, codes.global_code, codes.local_code, types, seed=0, groups_per_chunk=100
+    )
     assert whole == pytest.approx(scores, rel=1e-6)
-    assert beta_effect_scores(model, codes.global_code, codes.local_code, types, seed=0) == pytest.approx(scores)
+    assert beta_effect_scores(
+        model, codes.global_code, codes.local_code, types, seed=0
+    ) == pytest.approx(scores)
     other = beta_effect_scores(model, codes.global_code, codes.local_code, types, seed=1)
     assert other["z_change"] != scores["z_change"]
     assert not model.training
@@ -179,7 +199,9 @@ def test_codes_from_tables_order_groups_as_global_codes(trained):
     model, codes, groups, types = trained
     meta = pd.DataFrame({"group_id": np.arange(8), "group_type": types})
     images = pd.DataFrame({"image_id": np.arange(64), "label": np.zeros(64, int)})
-    global_table = global_code_table(codes, meta).iloc[::-1].reset_index(drop=True)  # reversed order
+    global_table = (
+        global_code_table(codes, meta).iloc[::-1].reset_index(drop=True)
+    )  # reversed order
     local_table = local_code_table(codes, groups, images, meta).sample(frac=1, random_state=0)
     beta, z, table_types = codes_from_tables(global_table, local_table)
     np.testing.assert_allclose(beta, codes.global_code[::-1])

@@ -105,7 +105,9 @@ def _scored_within(limit_s: float, limit_mb: float, *args, **kwargs) -> dict[str
     return scores
 
 
-def _image_like(n_per: int, separation: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _image_like(
+    n_per: int, separation: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two group types of 12,288-dim 'mean images' (float32) whose means differ by ``separation``
     along one random direction, in isotropic unit noise; and random codes of neither type."""
     rng = np.random.default_rng(seed)
@@ -154,13 +156,17 @@ def test_many_codes_use_a_seeded_randomized_pca_that_finds_the_leading_component
 
     rng = np.random.default_rng(10)
     # a clear spectrum: 8 strong directions over weak isotropic noise
-    wide = rng.normal(size=(300, 8)) * np.arange(20, 4, -2) @ rng.normal(size=(8, 400)) + rng.normal(size=(300, 400))
+    wide = rng.normal(size=(300, 8)) * np.arange(20, 4, -2) @ rng.normal(
+        size=(8, 400)
+    ) + rng.normal(size=(300, 400))
     exact = reduce_codes(wide, max_dims=8)
     monkeypatch.setattr(metrics, "EXACT_SVD_MAX", 100)
     assert metrics._pca(8, 300, 400, 0).svd_solver == "randomized"
     randomized = reduce_codes(wide, max_dims=8, seed=1)
     np.testing.assert_array_equal(randomized, reduce_codes(wide, max_dims=8, seed=1))
-    np.testing.assert_allclose(np.abs(randomized), np.abs(exact), rtol=1e-3, atol=1e-3 * np.abs(exact).max())
+    np.testing.assert_allclose(
+        np.abs(randomized), np.abs(exact), rtol=1e-3, atol=1e-3 * np.abs(exact).max()
+    )
 
 
 def _old_scores(codes, types, seed, random_codes):
@@ -172,7 +178,13 @@ def _old_scores(codes, types, seed, random_codes):
         if method == "kmeans":
             pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
         else:
-            pred = GaussianMixture(k, covariance_type="full", n_init=3, random_state=seed, reg_covar=1e-4).fit(x).predict(x)
+            pred = (
+                GaussianMixture(
+                    k, covariance_type="full", n_init=3, random_state=seed, reg_covar=1e-4
+                )
+                .fit(x)
+                .predict(x)
+            )
         out[f"{method}_ari"] = adjusted_rand_score(types, pred)
         out[f"{method}_nmi"] = normalized_mutual_info_score(types, pred)
         out[f"{method}_silhouette"] = silhouette_score(x, types)
@@ -189,7 +201,9 @@ def _old_scores(codes, types, seed, random_codes):
 @pytest.mark.parametrize("dim", [5, MAX_DIMS])
 def test_low_dim_scores_are_those_of_the_unreduced_method(dim):
     rng = np.random.default_rng(8)
-    centres = rng.normal(size=(4, dim)) * 1.5 * np.sqrt(5 / dim)  # overlapping types: scores between 0 and 1
+    centres = (
+        rng.normal(size=(4, dim)) * 1.5 * np.sqrt(5 / dim)
+    )  # overlapping types: scores between 0 and 1
     types = np.repeat(np.array(["even", "odd", "fibonacci", "primes"]), 30)
     codes = centres[np.repeat(np.arange(4), 30)] + rng.normal(size=(120, dim))
     random_codes = rng.normal(size=(30, dim))
@@ -198,7 +212,9 @@ def test_low_dim_scores_are_those_of_the_unreduced_method(dim):
     assert set(scores) == set(expected)
     for name, value in expected.items():
         assert scores[name] == pytest.approx(value, abs=1e-9), name
-    assert 0.2 < scores["kmeans_ari"] < 0.95 and 0.4 < scores["svm_linear"] < 1.0  # not a trivial case
+    assert (
+        0.2 < scores["kmeans_ari"] < 0.95 and 0.4 < scores["svm_linear"] < 1.0
+    )  # not a trivial case
 
 
 def test_high_dim_svm_fits_scaler_and_pca_inside_each_training_fold():
@@ -210,8 +226,16 @@ def test_high_dim_svm_fits_scaler_and_pca_inside_each_training_fold():
     for train, test in cv.split(codes, types):
         scaler = StandardScaler().fit(codes[train])
         pca = PCA(n_components=40, svd_solver="full").fit(scaler.transform(codes[train]))
-        svc = SVC(kernel="linear", C=1.0).fit(pca.transform(scaler.transform(codes[train])), types[train])
-        manual.append((svc.predict(pca.transform(scaler.transform(codes[test]))) == types[test]).mean())
-    assert svm_accuracy(codes, types, "linear", seed=4, max_dims=40) == pytest.approx(np.mean(manual))
+        svc = SVC(kernel="linear", C=1.0).fit(
+            pca.transform(scaler.transform(codes[train])), types[train]
+        )
+        manual.append(
+            (svc.predict(pca.transform(scaler.transform(codes[test]))) == types[test]).mean()
+        )
+    assert svm_accuracy(codes, types, "linear", seed=4, max_dims=40) == pytest.approx(
+        np.mean(manual)
+    )
     # 40 codes per training fold: never more components than that, whatever max_dims
-    assert svm_accuracy(codes, types, "linear", seed=4, max_dims=200) == pytest.approx(np.mean(manual))
+    assert svm_accuracy(codes, types, "linear", seed=4, max_dims=200) == pytest.approx(
+        np.mean(manual)
+    )

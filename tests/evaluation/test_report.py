@@ -23,17 +23,25 @@ def _tables(n_components: int, n_groups: int = 12, group_size: int = 3):
                 share = 0.5 + 0.1 * i + 0.01 * g
                 probs[hot] = share
                 probs[1] = 1 - share
-            rows.append({
-                "group_id": g, "group_type": types[g], "position": i, "label": 0,
-                **{f"local_mean_{d:02d}": rng.normal() for d in range(2)},
-                **{f"mixture_prob_{k:02d}": p for k, p in enumerate(probs)},
-            })
+            rows.append(
+                {
+                    "group_id": g,
+                    "group_type": types[g],
+                    "position": i,
+                    "label": 0,
+                    **{f"local_mean_{d:02d}": rng.normal() for d in range(2)},
+                    **{f"mixture_prob_{k:02d}": p for k, p in enumerate(probs)},
+                }
+            )
     local = pd.DataFrame(rows).sample(frac=1, random_state=1)  # rows in any order
     order = rng.permutation(n_groups)  # global_codes in an order of its own
-    global_ = pd.DataFrame({
-        "group_id": order, "group_type": types[order],
-        **{f"global_mean_{d:02d}": rng.normal(size=n_groups) for d in range(2)},
-    })
+    global_ = pd.DataFrame(
+        {
+            "group_id": order,
+            "group_type": types[order],
+            **{f"global_mean_{d:02d}": rng.normal(size=n_groups) for d in range(2)},
+        }
+    )
     images = rng.integers(0, 256, size=(n_groups * group_size, 1, 4, 4), dtype=np.uint8)
     groups = np.arange(n_groups * group_size).reshape(n_groups, group_size)[order]
     return global_, local, images, groups, types[order]
@@ -41,8 +49,16 @@ def _tables(n_components: int, n_groups: int = 12, group_size: int = 3):
 
 def test_mean_mixture_probs_is_the_group_mean_of_the_responsibilities():
     global_, local, images, groups, _ = _tables(n_components=4)
-    reps = representations(global_, local, images, groups, np.random.default_rng(2).integers(0, 3, len(images)))
-    assert list(reps) == ["global_code", "mean_local_code", "mean_mixture_probs", "mean_image", "oracle_label_histogram"]
+    reps = representations(
+        global_, local, images, groups, np.random.default_rng(2).integers(0, 3, len(images))
+    )
+    assert list(reps) == [
+        "global_code",
+        "mean_local_code",
+        "mean_mixture_probs",
+        "mean_image",
+        "oracle_label_histogram",
+    ]
     kind, codes = reps["mean_mixture_probs"]
     assert kind == "baseline" and codes.shape == (12, 4)
     for row, g in enumerate(global_["group_id"]):
@@ -59,11 +75,15 @@ def test_mean_mixture_probs_is_scored_for_mixture_models_only():
     labels = np.random.default_rng(2).integers(0, 3, len(images))
     table = score_table(representations(global_, local, images, groups, labels), types, seed=0)
     row = table.set_index("representation").loc["mean_mixture_probs"]
-    assert row["kind"] == "baseline" and row["svm_linear"] == pytest.approx(1.0)  # π tells the types apart
+    assert row["kind"] == "baseline" and row["svm_linear"] == pytest.approx(
+        1.0
+    )  # π tells the types apart
     # β-VAE / ML-VAE tables: one mixture_prob_00 column of ones, no such baseline
     global_, local, images, groups, types = _tables(n_components=1)
     table = score_table(representations(global_, local, images, groups, labels), types, seed=0)
     assert "mean_mixture_probs" not in set(table["representation"])
     # the caller can say so explicitly
     global_, local, images, groups, _ = _tables(n_components=4)
-    assert "mean_mixture_probs" not in representations(global_, local, images, groups, labels, mixture=False)
+    assert "mean_mixture_probs" not in representations(
+        global_, local, images, groups, labels, mixture=False
+    )

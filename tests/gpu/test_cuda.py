@@ -30,19 +30,25 @@ pytestmark = pytest.mark.gpu
 DEVICE = torch.device(os.environ.get("UGVAE_GPU_TEST_DEVICE", "cuda"))
 CONFIGS = {
     "mlp28": UGVAEConfig("mlp28", dim_z=10, dim_beta=20, n_components=10),
-    "conv64": UGVAEConfig("conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20),
+    "conv64": UGVAEConfig(
+        "conv64", channels=3, image_size=64, dim_z=20, dim_beta=20, n_components=20
+    ),
 }
 
 
 @pytest.fixture(scope="module", autouse=True)
 def device_present():
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
-        pytest.fail("no CUDA device: run these on a GPU machine (scripts/gpu_check.sh), or set UGVAE_GPU_TEST_DEVICE=cpu")
+        pytest.fail(
+            "no CUDA device: run these on a GPU machine (scripts/gpu_check.sh), or set UGVAE_GPU_TEST_DEVICE=cpu"
+        )
 
 
 def _images(config: UGVAEConfig, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, config.channels, config.image_size, config.image_size), dtype=np.uint8)
+    return rng.integers(
+        0, 256, (n, config.channels, config.image_size, config.image_size), dtype=np.uint8
+    )
 
 
 def _grads(model: torch.nn.Module) -> torch.Tensor:
@@ -66,7 +72,9 @@ def test_loss_and_gradients_match_the_cpu(architecture, monkeypatch, request):
     x = torch.from_numpy(images).float().div(255).view(2, 32, *images.shape[1:])
     noise = LatentNoise.draw(config, 2, 32, torch.Generator().manual_seed(1))
     cpu_terms = cpu_model(x, noise).terms
-    device_terms = device_model(x.to(DEVICE), LatentNoise(noise.local_code.to(DEVICE), noise.global_code.to(DEVICE))).terms
+    device_terms = device_model(
+        x.to(DEVICE), LatentNoise(noise.local_code.to(DEVICE), noise.global_code.to(DEVICE))
+    ).terms
     tolerance = 1e-4
     for name in cpu_terms.NAMES:
         expected, got = getattr(cpu_terms, name).item(), getattr(device_terms, name).item()
@@ -93,10 +101,14 @@ def test_channels_last_conv64_gives_the_same_step():
         loss.backward()
         losses.append(loss.item())
     assert math.isclose(losses[0], losses[1], rel_tol=1e-3)
-    assert torch.nn.functional.cosine_similarity(_grads(plain), _grads(channels_last), dim=0) > 0.999
+    assert (
+        torch.nn.functional.cosine_similarity(_grads(plain), _grads(channels_last), dim=0) > 0.999
+    )
     if DEVICE.type == "cuda":
         weight = channels_last.pre_encoder[0].weight
-        assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+        assert (
+            weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+        )
 
 
 @pytest.mark.parametrize("resident", [True, False], ids=["resident", "pinned-copies"])
@@ -128,15 +140,23 @@ def test_bf16_compiled_training_on_the_device():
     heldout = random_groups(np.arange(1600, 2000), 2, 64, seed=0)
     seed_everything(0)
     train_config = TrainConfig(
-        epochs=3, group_size=64, groups_per_step=2, device=str(DEVICE), precision="auto",
-        compile=True, progress="off", seed=0,
+        epochs=3,
+        group_size=64,
+        groups_per_step=2,
+        device=str(DEVICE),
+        precision="auto",
+        compile=True,
+        progress="off",
+        seed=0,
     )
     model, history = trainer.train(UGVAE(config), images, plan, heldout, train_config)
     assert np.isfinite(history.filter(like="loss").to_numpy()).all()
     assert history["heldout_loss"].iloc[-1] < history["heldout_loss"].iloc[0]
     assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in model.parameters())
     expected = "bf16" if DEVICE.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    assert trainer.autocast_dtype("auto", DEVICE) == (torch.bfloat16 if expected == "bf16" else None)
+    assert trainer.autocast_dtype("auto", DEVICE) == (
+        torch.bfloat16 if expected == "bf16" else None
+    )
 
 
 def test_benchmark_table_on_the_device(tmp_path):
@@ -150,7 +170,10 @@ def test_benchmark_table_on_the_device(tmp_path):
         assert set(table["device"]) == {str(DEVICE)}
         if torch.cuda.is_bf16_supported():
             assert set(table["precision"]) == {"bfloat16"}
-        assert table["kernel_time_fraction"].between(0, 1.05).all() and (table["kernel_time_fraction"] > 0).all()
+        assert (
+            table["kernel_time_fraction"].between(0, 1.05).all()
+            and (table["kernel_time_fraction"] > 0).all()
+        )
         assert (table["peak_memory_kind"] == "cuda_max_allocated_delta").all()
     else:
         assert table["kernel_time_fraction"].isna().all()

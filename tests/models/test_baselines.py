@@ -36,7 +36,14 @@ def build(name, arch):
     model_cls, make_config = MODELS[name]
     torch.manual_seed(0)
     model = model_cls(make_config(SHAPES[arch])).double().eval()
-    x = torch.rand(G, B, model.config.channels, model.config.image_size, model.config.image_size, dtype=torch.float64)
+    x = torch.rand(
+        G,
+        B,
+        model.config.channels,
+        model.config.image_size,
+        model.config.image_size,
+        dtype=torch.float64,
+    )
     noise = LatentNoise.draw(model.config, G, B, torch.Generator().manual_seed(7))
     return model, x, LatentNoise(noise.local_code.double(), noise.global_code.double())
 
@@ -66,7 +73,9 @@ def independent_terms(name, model, x, noise):
             if name == "gmvae":
                 probs = torch.softmax(model.mixture_encoder(z), -1)
                 for k in range(cfg.n_components):
-                    p_k = Normal(model.prior_means[k], torch.exp(torch.tanh(model.prior_pre_vars[k])).sqrt())
+                    p_k = Normal(
+                        model.prior_means[k], torch.exp(torch.tanh(model.prior_pre_vars[k])).sqrt()
+                    )
                     terms["local_kl"] += probs[k] * kl_divergence(q_z, p_k).sum()
                 uniform = Categorical(probs=torch.full_like(probs, 1.0 / cfg.n_components))
                 terms["mixture_kl"] += kl_divergence(Categorical(probs=probs), uniform)
@@ -74,7 +83,12 @@ def independent_terms(name, model, x, noise):
                 terms["local_kl"] += kl_divergence(q_z, standard).sum()
     result = {key: float(value) / n for key, value in terms.items()}
     weight = cfg.beta if name == "beta_vae" else 1.0
-    result["loss"] = result["reconstruction"] + weight * result["local_kl"] + result["mixture_kl"] + result["global_kl"]
+    result["loss"] = (
+        result["reconstruction"]
+        + weight * result["local_kl"]
+        + result["mixture_kl"]
+        + result["global_kl"]
+    )
     return result
 
 
@@ -87,7 +101,11 @@ def test_elbo_matches_torch_distributions(name, arch):
         expected = independent_terms(name, model, x, noise)
     for key, value in expected.items():
         assert ours[key] == pytest.approx(value, rel=1e-4, abs=1e-10), key
-    present = {"beta_vae": ("local_kl",), "gmvae": ("local_kl", "mixture_kl"), "mlvae": ("local_kl", "global_kl")}
+    present = {
+        "beta_vae": ("local_kl",),
+        "gmvae": ("local_kl", "mixture_kl"),
+        "mlvae": ("local_kl", "global_kl"),
+    }
     assert all(abs(expected[key]) > 1e-6 for key in present[name])  # checked for real, not 0 = 0
 
 
@@ -106,7 +124,9 @@ def test_every_parameter_receives_a_gradient(name):
     model, x, noise = build(name, "mlp28")
     model.train()
     model(x, noise).loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert missing == []
 
 

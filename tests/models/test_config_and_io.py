@@ -31,7 +31,9 @@ def test_bad_model_parameters_are_named(params, message):
 
 def test_model_round_trip_is_exact_and_in_eval_mode(tmp_path):
     torch.manual_seed(0)
-    cfg = UGVAEConfig(architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=5, n_components=3)
+    cfg = UGVAEConfig(
+        architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=5, n_components=3
+    )
     model = UGVAE(cfg)
     model.train()
     path = tmp_path / "m.pt"
@@ -84,12 +86,18 @@ def test_truncated_or_empty_model_file_is_refused(tmp_path):
     whole = path.read_bytes()
     for size in (len(whole) // 2, 100, 0):
         path.write_bytes(whole[:size])
-        with pytest.raises(ValueError, match=r"refusing to load model file .*m.pt.*weights_only=True"):
+        with pytest.raises(
+            ValueError, match=r"refusing to load model file .*m.pt.*weights_only=True"
+        ):
             load_model(path)
 
 
 def test_file_written_by_another_architecture_is_refused():
-    conv = UGVAE(UGVAEConfig(architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=3, n_components=3))
+    conv = UGVAE(
+        UGVAEConfig(
+            architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=3, n_components=3
+        )
+    )
     payload = _payload(conv)
     payload["config"] = UGVAEConfig(dim_z=4, dim_beta=3, n_components=3).to_dict()  # claims mlp28
     edited = io.BytesIO()
@@ -132,6 +140,8 @@ def test_a_bare_tensor_is_not_a_model_file():
 def test_pickles_naming_the_former_home_of_ugvae_config_still_load():
     # UG-VAE models pickled by the MLflow pytorch flavour name models.config.UGVAEConfig
     config = UGVAEConfig(dim_z=4)
-    old = pickle.dumps(config, protocol=0).replace(b"ugvae_pipeline.models.ugvae", b"ugvae_pipeline.models.config")
+    old = pickle.dumps(config, protocol=0).replace(
+        b"ugvae_pipeline.models.ugvae", b"ugvae_pipeline.models.config"
+    )
     assert b"ugvae_pipeline.models.config" in old
     assert pickle.loads(old) == config

@@ -11,7 +11,13 @@ from ugvae_pipeline.models import UGVAE, UGVAEConfig, product_of_gaussians
 CONFIGS = {
     "mlp28": UGVAEConfig(architecture="mlp28", image_size=28, dim_z=4, dim_beta=3, n_components=5),
     "conv64": UGVAEConfig(
-        architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=3, n_components=5, var_x=0.3
+        architecture="conv64",
+        channels=3,
+        image_size=64,
+        dim_z=4,
+        dim_beta=3,
+        n_components=5,
+        var_x=0.3,
     ),
 }
 
@@ -38,14 +44,20 @@ def independent_negative_elbo(model: UGVAE, x: torch.Tensor, seed: int) -> dict[
         beta_mean = beta_var * (m / log_v.exp()).sum(0)
         beta = beta_mean + eps_beta[gi] * beta_var.sqrt()
         q_beta = Normal(beta_mean, beta_var.sqrt())
-        terms["global_kl"] += kl_divergence(q_beta, Normal(torch.zeros_like(beta), torch.ones_like(beta))).sum()
+        terms["global_kl"] += kl_divergence(
+            q_beta, Normal(torch.zeros_like(beta), torch.ones_like(beta))
+        ).sum()
         # the K prior networks, one at a time, from their stacked weights
         component = []
         for k in range(cfg.n_components):
             hidden = torch.relu(beta @ priors.weight1[k] + priors.bias1[k])
             out = hidden @ priors.weight2[k] + priors.bias2[k]
-            component.append(Normal(out[: cfg.dim_z], torch.exp(torch.tanh(out[cfg.dim_z :])).sqrt()))
-        uniform = Categorical(probs=torch.full((cfg.n_components,), 1.0 / cfg.n_components, dtype=x.dtype))
+            component.append(
+                Normal(out[: cfg.dim_z], torch.exp(torch.tanh(out[cfg.dim_z :])).sqrt())
+            )
+        uniform = Categorical(
+            probs=torch.full((cfg.n_components,), 1.0 / cfg.n_components, dtype=x.dtype)
+        )
         for i in range(b):
             x_mean = model.decoder(torch.cat([z[gi, i], beta]).unsqueeze(0))[0]
             terms["reconstruction"] -= Normal(x_mean, math.sqrt(cfg.var_x)).log_prob(x[gi, i]).sum()

@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from ugvae_pipeline.models.elbo import ELBOTerms, annealed_loss, categorical_kl, categorical_uniform_kl
+from ugvae_pipeline.models.elbo import (
+    ELBOTerms,
+    annealed_loss,
+    categorical_kl,
+    categorical_uniform_kl,
+)
 from ugvae_pipeline.models.ugvae import UGVAE, UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.trainer import _global_kl_weight
@@ -24,9 +29,13 @@ def test_categorical_kl_matches_uniform_and_definition():
 @pytest.mark.parametrize("variance", ["per_observation", "shared"])
 def test_every_variant_runs_the_public_api(factor_input, mixture_prior, variance):
     torch.manual_seed(0)
-    model = UGVAE(UGVAEConfig(
-        global_factor_input=factor_input, mixture_prior=mixture_prior, global_factor_variance=variance
-    ))
+    model = UGVAE(
+        UGVAEConfig(
+            global_factor_input=factor_input,
+            mixture_prior=mixture_prior,
+            global_factor_variance=variance,
+        )
+    )
     x = torch.rand(2, 6, 1, 28, 28)
     out = model(x)
     t = out.terms
@@ -80,7 +89,13 @@ def test_global_kl_warmup_schedule_and_loss():
     assert _global_kl_weight(config, 25, 10) == 1.0
     assert _global_kl_weight(TrainConfig(), 0, 10) == 1.0
     one = torch.tensor(1.0)
-    terms = ELBOTerms(loss=torch.tensor(10.0), reconstruction=one * 6, local_kl=one, mixture_kl=one, global_kl=one * 2)
+    terms = ELBOTerms(
+        loss=torch.tensor(10.0),
+        reconstruction=one * 6,
+        local_kl=one,
+        mixture_kl=one,
+        global_kl=one * 2,
+    )
     assert annealed_loss(terms, 1.0) == 10.0
     assert annealed_loss(terms, 0.25) == pytest.approx(8.5)
 
@@ -94,13 +109,17 @@ def test_shared_variance_probs_factors_give_linear_function_of_mean_probs():
     enc = model.encode(x)
     expected = model.global_encoder(enc.mixture_probs.mean(1))  # the mean of linear factors
     torch.testing.assert_close(enc.global_mean, expected, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(enc.global_var, torch.exp(torch.linspace(-1, 1, 20)).expand(3, 20) / 16)
+    torch.testing.assert_close(
+        enc.global_var, torch.exp(torch.linspace(-1, 1, 20)).expand(3, 20) / 16
+    )
     with pytest.raises(ValueError, match="global_factor_variance"):
         UGVAEConfig(global_factor_variance="tied")
 
 
 def test_conv28_architecture_runs_the_model():
-    model = UGVAE(UGVAEConfig(architecture="conv28", global_factor_input="probs", mixture_prior="global"))
+    model = UGVAE(
+        UGVAEConfig(architecture="conv28", global_factor_input="probs", mixture_prior="global")
+    )
     x = torch.rand(2, 5, 1, 28, 28)
     assert model.encode(x).local_mean.shape == (2, 5, 10)
     assert model(x).reconstruction.shape == x.shape

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from ugvae_pipeline.models import (
+    GMVAE,
     MLVAE,
     MODEL_TYPES,
     UGVAE,
     BaseGroupVAE,
     BetaVAE,
     BetaVAEConfig,
-    GMVAE,
     GMVAEConfig,
     MLVAEConfig,
     ModelConfig,
@@ -24,15 +24,24 @@ from ugvae_pipeline.models import (
     model_class,
     model_config_from_params,
     model_name,
+    registry,
     save_model,
 )
-from ugvae_pipeline.models import registry
 
 # the shape of conf/base's model block: keys of several models side by side
 PARAMS = {
-    "architecture": "mlp28", "channels": 1, "image_size": 28, "dim_z": 4, "dim_beta": 6,
-    "n_components": 3, "var_x": 0.2, "global_prior_factor": False, "global_factor_input": "probs",
-    "global_factor_variance": "shared", "mixture_prior": "global", "beta": 2.5,
+    "architecture": "mlp28",
+    "channels": 1,
+    "image_size": 28,
+    "dim_z": 4,
+    "dim_beta": 6,
+    "n_components": 3,
+    "var_x": 0.2,
+    "global_prior_factor": False,
+    "global_factor_input": "probs",
+    "global_factor_variance": "shared",
+    "mixture_prior": "global",
+    "beta": 2.5,
 }
 
 
@@ -51,14 +60,22 @@ def test_each_model_takes_only_its_own_keys():
     assert model_config_from_params({**PARAMS, "name": "beta_vae"}) == BetaVAEConfig(
         architecture="mlp28", dim_z=4, var_x=0.2, beta=2.5
     )
-    assert model_config_from_params({**PARAMS, "name": "mlvae"}) == MLVAEConfig(architecture="mlp28", dim_z=4, dim_beta=6)
+    assert model_config_from_params({**PARAMS, "name": "mlvae"}) == MLVAEConfig(
+        architecture="mlp28", dim_z=4, dim_beta=6
+    )
     assert model_config_from_params(PARAMS).n_components == 3  # no name: UG-VAE
 
 
 def test_unknown_name_or_key_is_refused_with_the_valid_ones():
-    with pytest.raises(ValueError, match=r"model.name='vae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"model.name='vae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]",
+    ):
         model_config_from_params({**PARAMS, "name": "vae"})
-    with pytest.raises(ValueError, match=r"unknown model parameter\(s\) \['model.n_component'\]; valid names are .*'n_components'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model parameter\(s\) \['model.n_component'\]; valid names are .*'n_components'",
+    ):
         model_config_from_params({"name": "gmvae", "n_component": 3})
     with pytest.raises(ValueError, match="model.beta must be a number >= 0"):
         model_config_from_params({**PARAMS, "name": "beta_vae", "beta": -0.5})
@@ -116,13 +133,19 @@ def test_the_registry_only_maps_names_to_model_and_config_classes():
 def test_configs_share_the_shape_fields_and_add_only_their_own():
     shared = ["architecture", "channels", "image_size", "dim_z", "var_x"]
     own = {
-        UGVAEConfig: {"dim_beta", "n_components", "global_prior_factor", "global_factor_input",
-                      "global_factor_variance", "mixture_prior"},
+        UGVAEConfig: {
+            "dim_beta",
+            "n_components",
+            "global_prior_factor",
+            "global_factor_input",
+            "global_factor_variance",
+            "mixture_prior",
+        },
         BetaVAEConfig: {"beta"},
         GMVAEConfig: {"n_components"},
         MLVAEConfig: {"dim_beta"},
     }
     for config_cls, extra in own.items():
         names = [f.name for f in fields(config_cls)]
-        assert names[: len(shared)] == shared and set(names[len(shared):]) == extra
+        assert names[: len(shared)] == shared and set(names[len(shared) :]) == extra
         assert not set(shared) & set(config_cls.__annotations__)  # declared once, on ModelConfig

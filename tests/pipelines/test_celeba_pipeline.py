@@ -58,7 +58,10 @@ def test_celeba_env_scores_hair_colour_groups_end_to_end(project_copy):
     params = cli_params({**TINY_CELEBA, "data": {"celeba": {"root": str(root)}}})
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--env", "celeba", "--params", params],
-        cwd=project_copy, capture_output=True, text=True, timeout=900,
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=900,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -67,10 +70,18 @@ def test_celeba_env_scores_hair_colour_groups_end_to_end(project_copy):
     images = np.load(_latest(data / "02_intermediate" / "images.npy"), mmap_mode="r")
     assert images.shape == (300, 3, 64, 64)
     codes = pd.read_parquet(_latest(data / "07_model_output" / "global_codes.parquet"))
-    assert codes["group_type"].value_counts().to_dict() == {"Black_Hair=1": 5, "Blond_Hair=1": 5, "random": 5}
-    assert {f"global_mean_{i:02d}" for i in range(50)} <= set(codes.columns)  # conf/celeba: dim_beta 50
+    assert codes["group_type"].value_counts().to_dict() == {
+        "Black_Hair=1": 5,
+        "Blond_Hair=1": 5,
+        "random": 5,
+    }
+    assert {f"global_mean_{i:02d}" for i in range(50)} <= set(
+        codes.columns
+    )  # conf/celeba: dim_beta 50
 
-    scores = pd.read_csv(_latest(data / "08_reporting" / "evaluation_scores.csv")).set_index("representation")
+    scores = pd.read_csv(_latest(data / "08_reporting" / "evaluation_scores.csv")).set_index(
+        "representation"
+    )
     assert {"global_code", "mean_local_code", "mean_image"} <= set(scores.index)
     assert "oracle_label_histogram" not in scores.index  # CelebA has no class labels
     assert np.isfinite(scores["svm_linear"]).all() and scores["svm_linear"].between(0, 1).all()

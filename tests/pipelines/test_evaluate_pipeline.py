@@ -21,7 +21,11 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
     groups = pd.read_parquet(_latest(data / "07_model_output" / "global_codes.parquet"))
     assert len(groups) == 45  # 4 series x 10 + 5 random
     assert groups["group_type"].value_counts().to_dict() == {
-        "even": 10, "odd": 10, "fibonacci": 10, "primes": 10, "random": 5,
+        "even": 10,
+        "odd": 10,
+        "fibonacci": 10,
+        "primes": 10,
+        "random": 5,
     }
     assert {f"global_mean_{i:02d}" for i in range(20)} <= set(groups.columns)
     assert (groups.filter(like="global_var_") > 0).all().all()
@@ -35,7 +39,11 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
 
     scores = pd.read_csv(_latest(data / "08_reporting" / "evaluation_scores.csv"))
     assert list(scores["representation"]) == [
-        "global_code", "mean_local_code", "mean_mixture_probs", "mean_image", "oracle_label_histogram",
+        "global_code",
+        "mean_local_code",
+        "mean_mixture_probs",
+        "mean_image",
+        "oracle_label_histogram",
     ]
     oracle = scores.set_index("representation").loc["oracle_label_histogram"]
     assert oracle["svm_linear"] >= 0.5  # twice chance (0.25): the scores see the right group types
@@ -56,16 +64,26 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
 
     figures = {p.parent.parent.name for p in (data / "08_reporting" / "figures").glob("*/*/*.png")}
     assert {
-        "global_tsne.png", "global_pca.png", "local_tsne.png", "gmm_loglik_curve.png",
-        "global_interpolation.png", "component_sweep.png",
+        "global_tsne.png",
+        "global_pca.png",
+        "local_tsne.png",
+        "gmm_loglik_curve.png",
+        "global_interpolation.png",
+        "component_sweep.png",
     } <= figures
 
     # one HTML page: the score table and every evaluation figure inline
     report = _latest(data / "08_reporting" / "evaluation_report.html").read_text()
     assert "Evaluation report: ugvae, trained on random groups, formed without labels" in report
-    assert "45 evaluation groups of 64 images" in report and "posterior mean of its group latent" in report
+    assert (
+        "45 evaluation groups of 64 images" in report
+        and "posterior mean of its group latent" in report
+    )
     assert "<td>oracle_label_histogram</td>" in report and "train_loss" in report
-    assert "Effect of the global code on the decoded images" in report and "<td>beta_effect</td>" in report
+    assert (
+        "Effect of the global code on the decoded images" in report
+        and "<td>beta_effect</td>" in report
+    )
     assert report.count("data:image/png;base64,") == 6
 
     client = MlflowClient(f"sqlite:///{default_run / 'mlflow.db'}")
@@ -98,11 +116,15 @@ def test_beta_effect_node_leaves_out_what_a_model_has_no_latent_for():
     image_meta = pd.DataFrame({"image_id": np.arange(24), "label": np.arange(24) % 10})
     codes = encode_groups(model, images, groups, progress="off")
     summary, metrics = score_beta_effect(
-        model, global_code_table(codes, meta), local_code_table(codes, groups, image_meta, meta),
+        model,
+        global_code_table(codes, meta),
+        local_code_table(codes, groups, image_meta, meta),
         {"seed": 0, "beta_effect": {"groups_per_chunk": 4}},
     )
     assert summary["model"] == "beta_vae" and summary["scores"]["z_change"] > 0
-    assert summary["scores"]["beta_effect"] is None and summary["scores"]["component_spread"] is None
+    assert (
+        summary["scores"]["beta_effect"] is None and summary["scores"]["component_spread"] is None
+    )
     assert set(metrics) == {"eval_z_change"}
     assert metrics["eval_z_change"] == [{"value": summary["scores"]["z_change"], "step": 0}]
     json.dumps(summary, allow_nan=False)  # strict JSON
@@ -116,6 +138,16 @@ def test_extract_refuses_a_saved_model_other_than_model_name():
 
     model = build_model({"name": "gmvae", "architecture": "mlp28"})
     images = np.zeros((4, 1, 28, 28), dtype=np.uint8)
-    with pytest.raises(ValueError, match=r"the latest trained_model is a gmvae but model.name=ugvae: pass --params model.name=gmvae"):
-        extract_codes(model, images, pd.DataFrame(), np.zeros((1, 4), dtype=np.int64), pd.DataFrame(),
-                      {"groups_per_chunk": 1}, {"name": "ugvae"})
+    with pytest.raises(
+        ValueError,
+        match=r"the latest trained_model is a gmvae but model.name=ugvae: pass --params model.name=gmvae",
+    ):
+        extract_codes(
+            model,
+            images,
+            pd.DataFrame(),
+            np.zeros((1, 4), dtype=np.int64),
+            pd.DataFrame(),
+            {"groups_per_chunk": 1},
+            {"name": "ugvae"},
+        )

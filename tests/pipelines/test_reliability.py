@@ -39,7 +39,9 @@ def test_nan_loss_fails_the_run_naming_the_cause(project_copy):
         "model": {"dim_beta": 4, "var_x": 1e-45},  # the reconstruction term overflows to inf
         "train": {**TINY["train"], "log_every": 1},  # checked every step
     }
-    with pytest.raises(FloatingPointError, match=r"loss became (inf|nan) at epoch 1, step 1;.*model.var_x"):
+    with pytest.raises(
+        FloatingPointError, match=r"loss became (inf|nan) at epoch 1, step 1;.*model.var_x"
+    ):
         run_kedro(project_copy, "train", params)
     _, (run,) = _runs(project_copy)
     assert run.info.status == "FAILED"
@@ -61,10 +63,14 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
     def ctrl_c(*args, **kwargs):
         signal.raise_signal(signal.SIGINT)  # a real SIGINT, as from the terminal
 
-    monkeypatch.setattr(plotting, "component_samples_figure", ctrl_c)  # after training and its logging
+    monkeypatch.setattr(
+        plotting, "component_samples_figure", ctrl_c
+    )  # after training and its logging
     handler = signal.getsignal(signal.SIGINT)
     params = {**TINY, "train": {**TINY["train"], "checkpoint_every": 1}}
-    with pytest.raises(RunInterrupted, match=r"SIGINT \(Ctrl-C\) during node plot_training_figures"):
+    with pytest.raises(
+        RunInterrupted, match=r"SIGINT \(Ctrl-C\) during node plot_training_figures"
+    ):
         run_kedro(project_copy, "train", params)
     assert signal.getsignal(signal.SIGINT) is handler  # the session's handler is restored
 
@@ -74,31 +80,87 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
     assert logged == ["history/training_history.csv"]
     assert "train_loss" in run.data.metrics
     # the checkpoint lives where conf/base/parameters_training.yml puts it, and loads
-    state = ckpt.load_checkpoint(project_copy / "data" / "06_models" / "checkpoints" / ckpt.FILENAME)
+    state = ckpt.load_checkpoint(
+        project_copy / "data" / "06_models" / "checkpoints" / ckpt.FILENAME
+    )
     assert state["epoch"] == 2 and [row["epoch"] for row in state["history"]] == [1, 2]
 
 
 @pytest.mark.parametrize(
     "pipeline, params, message",
     [
-        ("train", {"groups": {"heldout": {"group_size": -1}}}, r"groups.heldout.group_size must be an integer >= 1, got -1"),
-        ("train", {"data": {"test_fraction": "0.2"}}, r"data.test_fraction must be a number, got '0.2'"),
-        ("train", {"data": {"source": "svhn"}}, r"data.source='svhn' is unknown; choose one of 'mnist_embedded'"),
-        ("train", {"groups": {"series": {"group_szie": 64}}}, r"unknown parameter groups.series.group_szie; valid names there"),
-        ("train", {"groups": {"evaluation": {"strategy": "hair"}}}, r"groups.evaluation.strategy='hair' is unknown"),
-        ("train", {"train": {"checkpoint_every": -2}}, r"train.checkpoint_every must be an integer >= 0"),
-        ("train", {"train": {"device": "cuda:x"}}, r"train.device='cuda:x' is unknown; use one of .*, cuda:N or mps:N"),
-        ("train", {"model": {"name": "vqvae"}}, r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]"),
+        (
+            "train",
+            {"groups": {"heldout": {"group_size": -1}}},
+            r"groups.heldout.group_size must be an integer >= 1, got -1",
+        ),
+        (
+            "train",
+            {"data": {"test_fraction": "0.2"}},
+            r"data.test_fraction must be a number, got '0.2'",
+        ),
+        (
+            "train",
+            {"data": {"source": "svhn"}},
+            r"data.source='svhn' is unknown; choose one of 'mnist_embedded'",
+        ),
+        (
+            "train",
+            {"groups": {"series": {"group_szie": 64}}},
+            r"unknown parameter groups.series.group_szie; valid names there",
+        ),
+        (
+            "train",
+            {"groups": {"evaluation": {"strategy": "hair"}}},
+            r"groups.evaluation.strategy='hair' is unknown",
+        ),
+        (
+            "train",
+            {"train": {"checkpoint_every": -2}},
+            r"train.checkpoint_every must be an integer >= 0",
+        ),
+        (
+            "train",
+            {"train": {"device": "cuda:x"}},
+            r"train.device='cuda:x' is unknown; use one of .*, cuda:N or mps:N",
+        ),
+        (
+            "train",
+            {"model": {"name": "vqvae"}},
+            r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]",
+        ),
         ("train", {"model": {"name": "beta_vae", "beta": -1}}, r"model.beta must be a number >= 0"),
-        ("__default__", {"extract": {"progress": "quiet"}}, r"extract.progress='quiet' is unknown; use one of"),
+        (
+            "__default__",
+            {"extract": {"progress": "quiet"}},
+            r"extract.progress='quiet' is unknown; use one of",
+        ),
         # a full run would train, then fail at the evaluation: class groups are named label=<k>
-        ("__default__", {"groups": {"evaluation": {"strategy": "class"}}},
-         r"evaluate.interpolation.from_type='even' is not a class group type: class groups are named 'label=<value>'"),
-        ("evaluate", {"evaluate": {"interpolation": {"to_type": "blue"}}},
-         r"to_type='blue' is not a group type of groups.evaluation.strategy=series; choose one of \['even'"),
+        (
+            "__default__",
+            {"groups": {"evaluation": {"strategy": "class"}}},
+            r"evaluate.interpolation.from_type='even' is not a class group type: class groups are named 'label=<value>'",
+        ),
+        (
+            "evaluate",
+            {"evaluate": {"interpolation": {"to_type": "blue"}}},
+            r"to_type='blue' is not a group type of groups.evaluation.strategy=series; choose one of \['even'",
+        ),
     ],
-    ids=["groups", "data", "data_source", "typo", "evaluation_strategy", "train", "train_device", "model_name",
-         "beta_vae_beta", "extract_progress", "interpolation_types", "evaluate_alone"],
+    ids=[
+        "groups",
+        "data",
+        "data_source",
+        "typo",
+        "evaluation_strategy",
+        "train",
+        "train_device",
+        "model_name",
+        "beta_vae_beta",
+        "extract_progress",
+        "interpolation_types",
+        "evaluate_alone",
+    ],
 )
 def test_bad_parameters_stop_the_run_before_any_node(project_copy, pipeline, params, message):
     handler = signal.getsignal(signal.SIGINT)
@@ -115,13 +177,22 @@ def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_co
         "data.source=uci_digits,train.epochs=1,train.group_size=32,train.progress=off,model.dim_beta=4,"
         "groups.heldout.n_groups=2,groups.heldout.group_size=32,figures.n_groups=1"
     )
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "KEDRO_DISABLE_TELEMETRY": "true"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+        "KEDRO_DISABLE_TELEMETRY": "true",
+    }
     command = [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", params]
     # both start on a project without mlflow.db: they race to create and migrate the store
     processes = [
         subprocess.Popen(
-            command, cwd=project_copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=project_copy,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for _ in range(2)
     ]
@@ -130,10 +201,14 @@ def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_co
         assert process.returncode == 0, out[-3000:]
 
     models = sorted((project_copy / "data" / "06_models" / "model.pt").glob("*/model.pt"))
-    histories = sorted((project_copy / "data" / "08_reporting" / "training_history.csv").glob("*/*.csv"))
+    histories = sorted(
+        (project_copy / "data" / "08_reporting" / "training_history.csv").glob("*/*.csv")
+    )
     assert len(models) == 2 and len(histories) == 2  # two distinct versions, nothing overwritten
     client, runs = _runs(project_copy)
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     for run in runs:
         assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1]
-        assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == ["history/training_history.csv"]
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == [
+            "history/training_history.csv"
+        ]

@@ -66,8 +66,14 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     for name in ("train_loss", "train_global_kl", "heldout_reconstruction"):
         assert name in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
-    assert artifacts == {"figures/reconstructions.png", "figures/component_samples.png", "figures/loss_curves.png"}
-    assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == ["history/training_history.csv"]
+    assert artifacts == {
+        "figures/reconstructions.png",
+        "figures/component_samples.png",
+        "figures/loss_curves.png",
+    }
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == [
+        "history/training_history.csv"
+    ]
     logged = client.search_logged_models([experiment.experiment_id])
     assert [m.name for m in logged] == ["ugvae"]
     assert logged[0].source_run_id == run.info.run_id
@@ -80,7 +86,10 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     )
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", cli_params],
-        cwd=project_copy, capture_output=True, text=True, timeout=600,
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = client.search_runs([experiment.experiment_id])

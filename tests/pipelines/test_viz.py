@@ -16,16 +16,33 @@ location.replace("./");
 def test_kedro_viz_build_shows_the_chain_by_layer(project_copy, tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "viz", "build"],
-        cwd=project_copy, capture_output=True, text=True, timeout=600,
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     build = project_copy / "build"
     graph = json.loads((build / "api" / "main").read_text())
     names = {node["name"] for node in graph["nodes"]}
-    assert {"ingest_images", "build_training_groups", "train_model", "trained_model", "images"} <= names
+    assert {
+        "ingest_images",
+        "build_training_groups",
+        "train_model",
+        "trained_model",
+        "images",
+    } <= names
     assert {"report_training", "training_report", "report_evaluation", "evaluation_report"} <= names
     pipelines = {p["id"] for p in graph["pipelines"]}
-    assert {"train", "ingestion", "grouping", "training", "extract", "evaluate", "__default__"} <= pipelines
+    assert {
+        "train",
+        "ingestion",
+        "grouping",
+        "training",
+        "extract",
+        "evaluate",
+        "__default__",
+    } <= pipelines
     # the edges chain ingestion -> grouping -> training
     by_id = {node["id"]: node["name"] for node in graph["nodes"]}
     edges = {(by_id[e["source"]], by_id[e["target"]]) for e in graph["edges"]}
@@ -34,11 +51,21 @@ def test_kedro_viz_build_shows_the_chain_by_layer(project_copy, tmp_path):
     # datasets sit in layers ordered along the chain; every stage is a tag
     assert graph["layers"] == ["intermediate", "primary", "models", "model_output", "reporting"]
     layer = {node["name"]: node.get("layer") for node in graph["nodes"] if node["type"] == "data"}
-    assert (layer["images"], layer["train_groups"], layer["trained_model"], layer["global_codes"]) == (
-        "intermediate", "primary", "models", "model_output",
+    assert (
+        layer["images"],
+        layer["train_groups"],
+        layer["trained_model"],
+        layer["global_codes"],
+    ) == (
+        "intermediate",
+        "primary",
+        "models",
+        "model_output",
     )
     assert layer["global_tsne_figure"] == layer["training_report"] == "reporting"
-    assert {"ingestion", "grouping", "training", "extract", "evaluate"} <= {t["id"] for t in graph["tags"]}
+    assert {"ingestion", "grouping", "training", "extract", "evaluate"} <= {
+        t["id"] for t in graph["tags"]
+    }
 
     # the page itself, rendered by headless Chromium
     (build / "ugvae-view.html").write_text(VIEW)

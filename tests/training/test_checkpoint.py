@@ -26,11 +26,25 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _start(out: Path, checkpoint_dir: Path, epochs: int, resume: bool) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     return subprocess.Popen(
-        [sys.executable, str(ENTRY), str(out), str(checkpoint_dir), str(epochs), "1" if resume else "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(ENTRY),
+            str(out),
+            str(checkpoint_dir),
+            str(epochs),
+            "1" if resume else "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -49,7 +63,9 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
         time.sleep(0.02)
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait(60)
-    assert victim.returncode == -signal.SIGKILL, f"not killed mid-training: {victim.stderr.read()[-2000:]}"
+    assert victim.returncode == -signal.SIGKILL, (
+        f"not killed mid-training: {victim.stderr.read()[-2000:]}"
+    )
     at_kill = ckpt.load_checkpoint(checkpoint)  # whatever moment the kill hit, the file loads
     assert kill_after <= at_kill["epoch"] < epochs
     assert not (tmp_path / "never.pt").exists()
@@ -90,7 +106,9 @@ def test_truncated_or_unsafe_checkpoint_is_refused_by_name(tmp_path):
     path = tmp_path / "c.pt"
     ckpt.save_checkpoint(path, {"epoch": 1, "weights": torch.ones(100)})
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(ValueError, match=r"cannot load training checkpoint .*c.pt.*train.resume=false"):
+    with pytest.raises(
+        ValueError, match=r"cannot load training checkpoint .*c.pt.*train.resume=false"
+    ):
         ckpt.load_checkpoint(path)
     torch.save({"format_version": 1, "epoch": 1, "hook": random.Random()}, path)  # needs unpickling
     with pytest.raises(ValueError, match=r"cannot load training checkpoint .*weights_only"):
@@ -103,8 +121,13 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     ckpt.save_checkpoint(tmp_path / "c.pt", {"rng": ckpt.capture_rng_states(generator)})
 
     def draws():
-        return (random.random(), np.random.rand(), np.random.randn(), torch.rand(2).tolist(),
-                torch.randn(2, generator=generator).tolist())
+        return (
+            random.random(),
+            np.random.rand(),
+            np.random.randn(),
+            torch.rand(2).tolist(),
+            torch.randn(2, generator=generator).tolist(),
+        )
 
     first = draws()
     seed_everything(99)
@@ -115,12 +138,26 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
 
 def _tiny_run(checkpoint_dir, seed=7, dim_beta=5, resume=False, plan_seed=None):
     images = np.random.default_rng(0).integers(0, 256, (352, 1, 28, 28), dtype=np.uint8)
-    config = TrainConfig(epochs=1, group_size=32, seed=seed, device="cpu", progress="off",
-                         checkpoint_every=1, checkpoint_dir=str(checkpoint_dir), resume=resume)
+    config = TrainConfig(
+        epochs=1,
+        group_size=32,
+        seed=seed,
+        device="cpu",
+        progress="off",
+        checkpoint_every=1,
+        checkpoint_dir=str(checkpoint_dir),
+        resume=resume,
+    )
     plan = random_group_plan(np.arange(320), 32, 1, seed=seed if plan_seed is None else plan_seed)
     heldout = random_groups(np.arange(320, 352), 1, 32, seed=0)
     seed_everything(seed)
-    return train(UGVAE(UGVAEConfig(dim_z=4, dim_beta=dim_beta, n_components=3)), images, plan, heldout, config)
+    return train(
+        UGVAE(UGVAEConfig(dim_z=4, dim_beta=dim_beta, n_components=3)),
+        images,
+        plan,
+        heldout,
+        config,
+    )
 
 
 def test_resume_from_a_checkpoint_of_another_configuration_is_refused(tmp_path):
@@ -128,11 +165,16 @@ def test_resume_from_a_checkpoint_of_another_configuration_is_refused(tmp_path):
     refused = r"refusing to resume from .*ugvae_checkpoint.pt: it was written by a run with another configuration"
     with pytest.raises(ValueError, match=refused + r".*seed: checkpoint 7, this run 8"):
         _tiny_run(tmp_path, seed=8, plan_seed=7, resume=True)
-    with pytest.raises(ValueError, match=r"another configuration \(model: checkpoint .*'dim_beta': 5.*'dim_beta': 6"):
+    with pytest.raises(
+        ValueError,
+        match=r"another configuration \(model: checkpoint .*'dim_beta': 5.*'dim_beta': 6",
+    ):
         _tiny_run(tmp_path, dim_beta=6, resume=True)
     with pytest.raises(ValueError, match=r"train_groups: checkpoint '[0-9a-f]{64}'"):
         _tiny_run(tmp_path, plan_seed=1, resume=True)
-    model, history = _tiny_run(tmp_path, resume=True)  # the same run resumes (nothing left to train)
+    model, history = _tiny_run(
+        tmp_path, resume=True
+    )  # the same run resumes (nothing left to train)
     assert list(history["epoch"]) == [1]
 
 

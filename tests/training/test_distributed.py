@@ -16,7 +16,9 @@ def _data(epochs=2):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(96, 1, 28, 28), dtype=np.uint8)
     # 2 epochs x 6 groups; the held-out groups are images the plan never uses
-    train_groups = np.stack([rng.permutation(64)[:48].reshape(6, GROUP_SIZE) for _ in range(epochs)])
+    train_groups = np.stack(
+        [rng.permutation(64)[:48].reshape(6, GROUP_SIZE) for _ in range(epochs)]
+    )
     heldout_groups = np.arange(64, 96).reshape(4, GROUP_SIZE)
     return images, train_groups, heldout_groups
 
@@ -26,8 +28,15 @@ def _train(groups_per_step: int, devices: int, epochs: int = 2, lr: float = 1e-3
     torch.manual_seed(3)
     model = UGVAE(CONFIG)
     config = TrainConfig(
-        epochs=epochs, learning_rate=lr, group_size=GROUP_SIZE, groups_per_step=groups_per_step,
-        seed=7, device="cpu", precision="fp32", progress="off", devices=devices,
+        epochs=epochs,
+        learning_rate=lr,
+        group_size=GROUP_SIZE,
+        groups_per_step=groups_per_step,
+        seed=7,
+        device="cpu",
+        precision="fp32",
+        progress="off",
+        devices=devices,
     )
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     fit = spawn_training if devices > 1 else train

@@ -22,7 +22,9 @@ def mnist():
     "cfg",
     [
         UGVAEConfig(architecture="mlp28", dim_z=4, dim_beta=3, n_components=3),
-        UGVAEConfig(architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=3, n_components=3),
+        UGVAEConfig(
+            architecture="conv64", channels=3, image_size=64, dim_z=4, dim_beta=3, n_components=3
+        ),
     ],
     ids=["mlp28", "conv64"],
 )
@@ -41,7 +43,9 @@ def test_a_few_hundred_steps_lower_the_heldout_loss(mnist):
     images, metadata = mnist
     config = TrainConfig(epochs=3, group_size=32, groups_per_step=1, progress="off", seed=3)
     plan = random_group_plan(split_indices(metadata, "train"), 32, epochs=3, seed=3)
-    heldout = random_groups(split_indices(metadata, "validation"), n_groups=4, group_size=64, seed=0)
+    heldout = random_groups(
+        split_indices(metadata, "validation"), n_groups=4, group_size=64, seed=0
+    )
     assert plan.shape[0] * plan.shape[1] >= 300  # a few hundred optimisation steps
     seed_everything(3)
     model = UGVAE(UGVAEConfig())
@@ -89,7 +93,9 @@ def test_nan_loss_stops_with_epoch_and_step(mnist):
 def test_group_size_larger_than_the_data_is_refused(mnist):
     _, metadata = mnist
     train_idx = split_indices(metadata, "train")
-    with pytest.raises(ValueError, match=r"group size 5000 is larger than the 3500 training images"):
+    with pytest.raises(
+        ValueError, match=r"group size 5000 is larger than the 3500 training images"
+    ):
         random_group_plan(train_idx, 5000, epochs=1, seed=0)
     with pytest.raises(ValueError, match=r"larger than the 500 images available"):
         random_groups(split_indices(metadata, "validation"), 2, 501, seed=0)
@@ -104,7 +110,10 @@ def test_group_size_larger_than_the_data_is_refused(mnist):
         ({"device": "tpu"}, "train.device='tpu' is unknown"),
         ({"precision": "fp8"}, "train.precision='fp8' is unknown"),
         ({"epoch": 3}, "unknown train parameter(s) ['epoch']"),
-        ({"checkpoint_every": -1}, "train.checkpoint_every must be an integer >= 0 (0: off), got -1"),
+        (
+            {"checkpoint_every": -1},
+            "train.checkpoint_every must be an integer >= 0 (0: off), got -1",
+        ),
         ({"checkpoint_every": 1.5}, "train.checkpoint_every must be an integer >= 0"),
         ({"resume": "yes"}, "train.resume must be true or false, got 'yes'"),
         ({"checkpoint_dir": ""}, "train.checkpoint_dir must be a non-empty path"),
@@ -136,9 +145,13 @@ SHORT_RUN_SEED = 4
 def _ten_steps(mnist, **train_settings):
     """A seeded UG-VAE trained for one epoch of 10 groups of 32 digits: ``(model, history)``."""
     images, metadata = mnist
-    plan = random_group_plan(split_indices(metadata, "train")[:320], 32, epochs=1, seed=SHORT_RUN_SEED)
+    plan = random_group_plan(
+        split_indices(metadata, "train")[:320], 32, epochs=1, seed=SHORT_RUN_SEED
+    )
     heldout = random_groups(split_indices(metadata, "validation"), 1, 32, seed=0)
-    config = TrainConfig(epochs=1, group_size=32, progress="off", seed=SHORT_RUN_SEED, **train_settings)
+    config = TrainConfig(
+        epochs=1, group_size=32, progress="off", seed=SHORT_RUN_SEED, **train_settings
+    )
     seed_everything(SHORT_RUN_SEED)
     return train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
 
@@ -155,7 +168,9 @@ def test_compiled_training_matches_eager(mnist):
         graphs[compiled] = counters["stats"]["unique_graphs"]
     assert graphs[False] == 0 and graphs[True] > 0  # the compiled run did run compiled graphs
     (eager, eager_history), (compiled, compiled_history) = results[False], results[True]
-    assert not isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)  # the plain module comes back
+    assert not isinstance(
+        compiled, torch._dynamo.eval_frame.OptimizedModule
+    )  # the plain module comes back
     eager_weights, compiled_weights = eager.state_dict(), compiled.state_dict()
     assert eager_weights.keys() == compiled_weights.keys()
     moved = False
@@ -175,7 +190,9 @@ def test_bf16_autocast_trains_fp32_weights_with_an_fp32_objective(mnist):
     bfloat16, the weights and the ELBO stay float32, and the losses track fp32 training."""
     images, metadata = mnist
     model = UGVAE(UGVAEConfig())
-    x = GroupBatcher(images, torch.device("cpu"))(random_groups(split_indices(metadata, "train"), 2, 16, seed=0))
+    x = GroupBatcher(images, torch.device("cpu"))(
+        random_groups(split_indices(metadata, "train"), 2, 16, seed=0)
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = model(x)
     assert output.reconstruction.dtype == torch.bfloat16  # the decoder ran in bf16

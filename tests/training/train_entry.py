@@ -25,8 +25,14 @@ def main(out: str, checkpoint_dir: str, epochs: str, resume: str, seed: str = "7
     torch.set_num_threads(1)
     images = np.random.default_rng(0).integers(0, 256, (704, 1, 28, 28), dtype=np.uint8)
     config = TrainConfig(
-        epochs=int(epochs), group_size=32, seed=int(seed), device="cpu", progress="off",
-        checkpoint_every=1, checkpoint_dir=checkpoint_dir, resume=resume == "1",
+        epochs=int(epochs),
+        group_size=32,
+        seed=int(seed),
+        device="cpu",
+        progress="off",
+        checkpoint_every=1,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume == "1",
     )
     plan = random_group_plan(np.arange(640), 32, config.epochs, seed=config.seed)
     heldout = random_groups(np.arange(640, 704), 2, 32, seed=0)

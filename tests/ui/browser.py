@@ -22,9 +22,17 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("UGVAE_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
 ]
 
 
@@ -46,14 +54,25 @@ def render(url: str, screenshot: Path, *, budget_ms: int = 15000, size: str = "1
     browser = chromium()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ugvae-chromium-") as profile:
-        common = [browser, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-                  f"--virtual-time-budget={budget_ms}"]
+        common = [
+            browser,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            f"--window-size={size}",
+            f"--virtual-time-budget={budget_ms}",
+        ]
         dom = subprocess.run(
-            [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120,
+            [*common, "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert dom.returncode == 0, dom.stderr[-2000:]
         shot = subprocess.run(
-            [*common, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=120,
+            [*common, f"--screenshot={screenshot}", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
     return dom.stdout

@@ -36,7 +36,9 @@ def _get(base: str, endpoint: str, **query) -> dict:
 
 def _post(base: str, endpoint: str, body: dict) -> dict:
     request = urllib.request.Request(
-        f"{base}{endpoint}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"},
+        f"{base}{endpoint}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
@@ -49,16 +51,32 @@ def mlflow_server(project_copy):
     # a second run from the command line: in-process, kedro-mlflow would reuse the run id
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", CLI_PARAMS],
-        cwd=project_copy, capture_output=True, text=True, timeout=600,
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     port = free_port()
     log = open(project_copy / "mlflow-server.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-         f"sqlite:///{project_copy / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=project_copy, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{project_copy / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=project_copy,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"},
     )
     base = f"http://127.0.0.1:{port}"
@@ -84,7 +102,9 @@ def mlflow_server(project_copy):
 
 def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):
     base = mlflow_server
-    experiment = _get(base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="ugvae_pipeline")
+    experiment = _get(
+        base, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="ugvae_pipeline"
+    )
     experiment_id = experiment["experiment"]["experiment_id"]
     runs = _post(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment_id]})["runs"]
     assert len(runs) == 2
@@ -94,15 +114,28 @@ def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):
         by_beta[params["model.dim_beta"]] = run
         assert run["info"]["status"] == "FINISHED"
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-        assert {"train_loss", "heldout_loss", "heldout_global_kl", "images_per_second"} <= set(metrics)
+        assert {"train_loss", "heldout_loss", "heldout_global_kl", "images_per_second"} <= set(
+            metrics
+        )
         run_id = run["info"]["run_id"]
-        history = _get(base, "/api/2.0/mlflow/metrics/get-history", run_id=run_id, metric_key="heldout_loss")
+        history = _get(
+            base, "/api/2.0/mlflow/metrics/get-history", run_id=run_id, metric_key="heldout_loss"
+        )
         assert [m["step"] for m in history["metrics"]] == [1]
         listed = {
-            folder: {f["path"] for f in _get(base, "/api/2.0/mlflow/artifacts/list", run_id=run_id, path=folder).get("files", [])}
+            folder: {
+                f["path"]
+                for f in _get(
+                    base, "/api/2.0/mlflow/artifacts/list", run_id=run_id, path=folder
+                ).get("files", [])
+            }
             for folder in ("figures", "history", "report")
         }
-        assert listed["figures"] == {"figures/loss_curves.png", "figures/reconstructions.png", "figures/component_samples.png"}
+        assert listed["figures"] == {
+            "figures/loss_curves.png",
+            "figures/reconstructions.png",
+            "figures/component_samples.png",
+        }
         assert listed["history"] == {"history/training_history.csv"}
         assert listed["report"] == {"report/training_report.html"}
         with urllib.request.urlopen(
@@ -110,15 +143,23 @@ def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):
             timeout=30,
         ) as response:
             report = response.read().decode()
-        assert "Training report: ugvae, trained on random groups, formed without labels" in report and report.count("data:image/png;base64,") == 3
+        assert (
+            "Training report: ugvae, trained on random groups, formed without labels" in report
+            and report.count("data:image/png;base64,") == 3
+        )
         assert f"<td>model.dim_beta</td>\n      <td>{params['model.dim_beta']}</td>" in report
     assert set(by_beta) == {"6", "4"}
     params = {b: {p["key"]: p["value"] for p in r["data"]["params"]} for b, r in by_beta.items()}
-    assert (params["6"]["train.learning_rate"], params["4"]["train.learning_rate"]) == ("0.005", "0.002")
+    assert (params["6"]["train.learning_rate"], params["4"]["train.learning_rate"]) == (
+        "0.005",
+        "0.002",
+    )
 
     # the comparison page, as a user reaches it from the run list's Compare button
     run_ids = [by_beta["6"]["info"]["run_id"], by_beta["4"]["info"]["run_id"]]
-    query = urllib.parse.urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment_id])})
+    query = urllib.parse.urlencode(
+        {"runs": json.dumps(run_ids), "experiments": json.dumps([experiment_id])}
+    )
     shot = screenshot_path(tmp_path, "mlflow_compare_runs.png")
     dom = render(f"{base}/#/compare-runs?{query}", shot, budget_ms=25000, size="1600,1100")
     assert "Comparing 2" in dom or "Comparing two" in dom or "Run details" in dom, dom[-2000:]

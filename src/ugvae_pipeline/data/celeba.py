@@ -22,7 +22,11 @@ from ugvae_pipeline.data.tables import image_table
 
 log = logging.getLogger(__name__)
 
-IMAGE_DIR, ATTRIBUTE_FILE, PARTITION_FILE = "img_align_celeba", "list_attr_celeba.txt", "list_eval_partition.txt"
+IMAGE_DIR, ATTRIBUTE_FILE, PARTITION_FILE = (
+    "img_align_celeba",
+    "list_attr_celeba.txt",
+    "list_eval_partition.txt",
+)
 ATTRIBUTES = (
     "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
     "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
@@ -51,9 +55,13 @@ def check_layout(root: Path) -> None:
 def _read_table(path: Path, names: list[str], skiprows: int) -> pd.DataFrame:
     """Whitespace-separated rows with exactly ``len(names)`` fields, or an error naming the line."""
     try:
-        table = pd.read_csv(path, sep=r"\s+", header=None, names=names, skiprows=skiprows, dtype={names[0]: str})
+        table = pd.read_csv(
+            path, sep=r"\s+", header=None, names=names, skiprows=skiprows, dtype={names[0]: str}
+        )
     except pd.errors.ParserError as err:
-        raise ValueError(f"{path}: rows must have {len(names)} fields ({names[0]} and values): {err}") from err
+        raise ValueError(
+            f"{path}: rows must have {len(names)} fields ({names[0]} and values): {err}"
+        ) from err
     incomplete = table.isna().any(axis=1).to_numpy()
     if incomplete.any():
         row = int(np.flatnonzero(incomplete)[0])
@@ -76,18 +84,24 @@ def read_attributes(path: Path) -> pd.DataFrame:
     try:
         declared = int(count_line.strip())
     except ValueError as err:
-        raise ValueError(f"{path}: line 1 must be the number of images, got {count_line.strip()!r}") from err
+        raise ValueError(
+            f"{path}: line 1 must be the number of images, got {count_line.strip()!r}"
+        ) from err
     names = header_line.split()
     missing = [name for name in ATTRIBUTES if name not in names]
     if missing:
         raise ValueError(f"{path}: attribute column(s) {missing} missing from the header (line 2)")
     table = _read_table(path, ["filename", *names], skiprows=2)
     if len(table) != declared:
-        raise ValueError(f"{path}: line 1 declares {declared} images but the file lists {len(table)}")
+        raise ValueError(
+            f"{path}: line 1 declares {declared} images but the file lists {len(table)}"
+        )
     values = table[names].to_numpy()
     if not np.isin(values, (-1, 1)).all():
         row = int(np.flatnonzero(~np.isin(values, (-1, 1)).all(axis=1))[0])
-        raise ValueError(f"{path}: attribute values must be -1 or 1; row {row + 1} ({table.iloc[row, 0]}) is not")
+        raise ValueError(
+            f"{path}: attribute values must be -1 or 1; row {row + 1} ({table.iloc[row, 0]}) is not"
+        )
     return pd.concat([table[["filename"]], pd.DataFrame(values == 1, columns=names)], axis=1)
 
 
@@ -96,11 +110,15 @@ def read_partition(path: Path, filenames: pd.Series) -> np.ndarray:
     table = _read_table(path, ["filename", "partition"], skiprows=0)
     repeated = table["filename"][table["filename"].duplicated()]
     if len(repeated):
-        raise ValueError(f"{path}: {len(repeated)} image(s) listed more than once, e.g. {list(repeated[:5])}")
+        raise ValueError(
+            f"{path}: {len(repeated)} image(s) listed more than once, e.g. {list(repeated[:5])}"
+        )
     partition = table.set_index("filename")["partition"]
     absent = filenames[~filenames.isin(partition.index)]
     if len(absent):
-        raise ValueError(f"{path}: no partition for {len(absent)} image(s) of {ATTRIBUTE_FILE}, e.g. {list(absent[:5])}")
+        raise ValueError(
+            f"{path}: no partition for {len(absent)} image(s) of {ATTRIBUTE_FILE}, e.g. {list(absent[:5])}"
+        )
     values = partition.loc[filenames].to_numpy()
     if not np.isin(values, list(PARTITION_SPLITS)).all():
         raise ValueError(f"{path}: partitions must be 0 (train), 1 (validation) or 2 (test)")
@@ -118,7 +136,12 @@ def check_images_listed(image_dir: Path, filenames: pd.Series, attribute_path: P
             f"img_align_celeba.zip there"
         )
     if len(on_disk) > len(filenames):
-        log.warning("%s holds %d files not listed in %s; they are ignored", image_dir, len(on_disk) - len(filenames), attribute_path)
+        log.warning(
+            "%s holds %d files not listed in %s; they are ignored",
+            image_dir,
+            len(on_disk) - len(filenames),
+            attribute_path,
+        )
 
 
 def load_celeba(
@@ -142,10 +165,15 @@ def load_celeba(
     if limit is not None:
         attributes = attributes.iloc[:limit].reset_index(drop=True)
     paths = [root / IMAGE_DIR / name for name in attributes["filename"]]
-    images, kept = build_image_cache(paths, 3, image_size, crop_size, skip_bad_images, desc="celeba")
+    images, kept = build_image_cache(
+        paths, 3, image_size, crop_size, skip_bad_images, desc="celeba"
+    )
     attributes = attributes[kept].reset_index(drop=True)
     split = attributes["partition"].map(PARTITION_SPLITS).to_numpy()
-    columns = {"filename": attributes["filename"].astype("string"), **{c: attributes[c] for c in attributes.columns[1:]}}
+    columns = {
+        "filename": attributes["filename"].astype("string"),
+        **{c: attributes[c] for c in attributes.columns[1:]},
+    }
     table = image_table(np.full(len(attributes), -1), split, "celeba", **columns)
     table.attrs["skipped_images"] = int((~kept).sum())
     return images, table

@@ -16,10 +16,14 @@ def centre_of_mass_offset(digit: np.ndarray, canvas: int) -> tuple[int, int]:
     mass = digit.sum()
     rows, cols = np.indices(digit.shape)
     centre = (
-        ((rows * digit).sum() / mass, (cols * digit).sum() / mass) if mass > 0 else ((digit.shape[0] - 1) / 2,) * 2
+        ((rows * digit).sum() / mass, (cols * digit).sum() / mass)
+        if mass > 0
+        else ((digit.shape[0] - 1) / 2,) * 2
     )
     limits = (canvas - digit.shape[0], canvas - digit.shape[1])
-    return tuple(int(np.clip(np.rint((canvas - 1) / 2 - c), 0, lim)) for c, lim in zip(centre, limits))
+    return tuple(
+        int(np.clip(np.rint((canvas - 1) / 2 - c), 0, lim)) for c, lim in zip(centre, limits)
+    )
 
 
 def mnist_framed(digits: np.ndarray) -> np.ndarray:
@@ -31,7 +35,9 @@ def mnist_framed(digits: np.ndarray) -> np.ndarray:
     """
     framed = np.zeros((len(digits), 1, MNIST_SIZE, MNIST_SIZE), dtype=np.uint8)
     for index, digit in enumerate(digits):
-        box = Image.fromarray(digit.astype(np.float32), "F").resize((MNIST_BOX, MNIST_BOX), Image.BILINEAR)
+        box = Image.fromarray(digit.astype(np.float32), "F").resize(
+            (MNIST_BOX, MNIST_BOX), Image.BILINEAR
+        )
         box = np.asarray(box)
         pixels = np.clip(np.rint(box * (255 / max(box.max(), 1e-6))), 0, 255).astype(np.uint8)
         top, left = centre_of_mass_offset(pixels.astype(np.float64), MNIST_SIZE)

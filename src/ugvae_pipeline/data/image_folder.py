@@ -32,7 +32,9 @@ def list_images(root: Path) -> list[Path]:
         )
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
     if not paths:
-        raise FileNotFoundError(f"no image files under {root.resolve()}; looked for extensions {EXTENSIONS}")
+        raise FileNotFoundError(
+            f"no image files under {root.resolve()}; looked for extensions {EXTENSIONS}"
+        )
     return paths
 
 
@@ -63,7 +65,9 @@ def load_image_folder(
     image_mode(channels)  # a bad channel count or split fails before the folder is walked
     check_fractions(validation_fraction, test_fraction, "data.image_folder")
     paths = list_images(root)[:limit]
-    images, kept = build_image_cache(paths, channels, image_size, None, skip_bad_images, desc=source)
+    images, kept = build_image_cache(
+        paths, channels, image_size, None, skip_bad_images, desc=source
+    )
     paths = [path for path, ok in zip(paths, kept) if ok]
     table = image_table(
         np.full(len(paths), -1),

@@ -43,7 +43,9 @@ def to_mode(image: Image.Image, mode: str) -> Image.Image:
     """
     if image.mode in WIDE_GRAY_MODES:
         wide = np.asarray(image, dtype=np.float64)
-        image = Image.fromarray(np.clip(np.rint(wide * (255 / 65535)), 0, 255).astype(np.uint8), "L")
+        image = Image.fromarray(
+            np.clip(np.rint(wide * (255 / 65535)), 0, 255).astype(np.uint8), "L"
+        )
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.rint(np.asarray(image)), 0, 255).astype(np.uint8), "L")
     if image.mode == "P" and "transparency" in image.info:
@@ -64,7 +66,9 @@ def centre_crop_box(width: int, height: int, crop_size: int | None) -> tuple[int
     return left, top, left + side, top + side
 
 
-def decode_image(path: Path, mode: str, image_size: int, crop_size: int | None = None) -> np.ndarray:
+def decode_image(
+    path: Path, mode: str, image_size: int, crop_size: int | None = None
+) -> np.ndarray:
     """One file as uint8 ``[C, image_size, image_size]``: centre square crop, bilinear resize.
 
     Raises:
@@ -73,15 +77,25 @@ def decode_image(path: Path, mode: str, image_size: int, crop_size: int | None =
     try:
         with Image.open(path) as image:
             if crop_size is None and image.format == "JPEG":
-                image.draft(image.mode, (image_size, image_size))  # decode big JPEGs at reduced scale
+                image.draft(
+                    image.mode, (image_size, image_size)
+                )  # decode big JPEGs at reduced scale
             image.load()
             image = to_mode(image, mode)
             box = centre_crop_box(*image.size, crop_size)
-            image = image.crop(box).resize((image_size, image_size), Image.BILINEAR)  # crop first: no bleed
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:  # PIL raises all three on bad files
+            image = image.crop(box).resize(
+                (image_size, image_size), Image.BILINEAR
+            )  # crop first: no bleed
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+    ) as err:  # PIL raises all three on bad files
         raise ValueError(f"cannot read image {path}: {err}") from err
     except Image.DecompressionBombError as err:  # over 2 x PIL's MAX_IMAGE_PIXELS (about 179 MP)
-        raise ValueError(f"cannot read image {path}: refused as a possible decompression bomb: {err}") from err
+        raise ValueError(
+            f"cannot read image {path}: refused as a possible decompression bomb: {err}"
+        ) from err
     except ValueError as err:
         raise ValueError(f"cannot use image {path}: {err}") from err
     pixels = np.asarray(image, dtype=np.uint8)
@@ -116,12 +130,16 @@ def build_image_cache(
             cache[filled] = decode_image(path, mode, image_size, crop_size)
         except ValueError as err:
             if not skip_bad_images:
-                raise ValueError(f"{err}. Remove or fix the file, or set skip_bad_images: true") from err
+                raise ValueError(
+                    f"{err}. Remove or fix the file, or set skip_bad_images: true"
+                ) from err
             bad.append(str(path))
         else:
             kept[position], filled = True, filled + 1
         progress.update()
     progress.close()
     if bad:
-        log.warning("skipped %d unreadable image(s) (skip_bad_images: true): %s", len(bad), bad[:10])
+        log.warning(
+            "skipped %d unreadable image(s) (skip_bad_images: true): %s", len(bad), bad[:10]
+        )
     return cache[:filled], kept

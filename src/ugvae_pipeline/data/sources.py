@@ -17,6 +17,7 @@ from ugvae_pipeline.data.digits import load_uci_digits
 from ugvae_pipeline.data.image_folder import load_image_folder
 from ugvae_pipeline.data.tables import SPLITS, image_table, stratified_split  # noqa: F401 (SPLITS re-exported)
 
+
 def load_embedded_mnist(
     validation_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0
 ) -> tuple[np.ndarray, pd.DataFrame]:
@@ -90,15 +91,20 @@ def load_source(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
 
 def _embedded_mnist(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     return load_embedded_mnist(
-        params.get("validation_fraction", 0.1), params.get("test_fraction", 0.2), params.get("split_seed", 0)
+        params.get("validation_fraction", 0.1),
+        params.get("test_fraction", 0.2),
+        params.get("split_seed", 0),
     )
 
 
 def _mnist(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     opts = params.get("mnist", {})
     return load_torchvision_mnist(
-        opts.get("root", "data/01_raw/mnist"), opts.get("download", False), opts.get("limit"),
-        params.get("validation_fraction", 0.1), params.get("split_seed", 0),
+        opts.get("root", "data/01_raw/mnist"),
+        opts.get("download", False),
+        opts.get("limit"),
+        params.get("validation_fraction", 0.1),
+        params.get("split_seed", 0),
     )
 
 
@@ -126,11 +132,15 @@ def _component_params(params: dict, entry: str | dict) -> dict:
     for key, value in entry.items():
         merged[key] = {**(merged.get(key) or {}), **value} if isinstance(value, dict) else value
     if merged.get("source") in (None, "mixed"):
-        raise ValueError(f"data.mixed.sources entries must name a source other than 'mixed', got {entry!r}")
+        raise ValueError(
+            f"data.mixed.sources entries must name a source other than 'mixed', got {entry!r}"
+        )
     return merged
 
 
-def combine_domains(parts: list[tuple[np.ndarray, pd.DataFrame]], domains: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+def combine_domains(
+    parts: list[tuple[np.ndarray, pd.DataFrame]], domains: list[str]
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Stack image sets of equal ``[C, H, W]`` into one, with a ``domain`` column.
 
     Metadata columns present in only some domains (e.g. CelebA attributes) become nullable
@@ -147,24 +157,36 @@ def combine_domains(parts: list[tuple[np.ndarray, pd.DataFrame]], domains: list[
             "(CelebA is RGB: channels 3), or mix sources of the same size (MNIST-like digits are [1, 28, 28])"
         )
     images = np.concatenate([part[0] for part in parts])
-    tables = [table.assign(domain=pd.Series([domain] * len(table), dtype="string")) for (_, table), domain in zip(parts, domains)]
+    tables = [
+        table.assign(domain=pd.Series([domain] * len(table), dtype="string"))
+        for (_, table), domain in zip(parts, domains)
+    ]
     shared = set.intersection(*(set(table.columns) for table in tables))
     metadata = pd.concat(tables, ignore_index=True)
     for column in metadata.columns.difference(sorted(shared)):
         metadata[column] = metadata[column].convert_dtypes()
     metadata["image_id"] = np.arange(len(metadata), dtype=np.int64)
-    metadata.attrs["skipped_images"] = sum(int(table.attrs.get("skipped_images", 0)) for _, table in parts)
+    metadata.attrs["skipped_images"] = sum(
+        int(table.attrs.get("skipped_images", 0)) for _, table in parts
+    )
     return images, metadata
 
 
 def _mixed(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     entries = (params.get("mixed") or {}).get("sources") or []
     if len(entries) < 2:
-        raise ValueError(f"data.mixed.sources must list at least two sources (e.g. [mnist_embedded, uci_digits]), got {entries!r}")
+        raise ValueError(
+            f"data.mixed.sources must list at least two sources (e.g. [mnist_embedded, uci_digits]), got {entries!r}"
+        )
     components = [_component_params(params, entry) for entry in entries]
-    domains = [entry.get("domain", c["source"]) if isinstance(entry, dict) else entry for entry, c in zip(entries, components)]
+    domains = [
+        entry.get("domain", c["source"]) if isinstance(entry, dict) else entry
+        for entry, c in zip(entries, components)
+    ]
     if len(set(domains)) < len(domains):
-        raise ValueError(f"data.mixed.sources give repeated domain names {domains}; add domain: <name> to each entry")
+        raise ValueError(
+            f"data.mixed.sources give repeated domain names {domains}; add domain: <name> to each entry"
+        )
     for component in components:
         component.pop("domain", None)
     return combine_domains([load_source(component) for component in components], domains)

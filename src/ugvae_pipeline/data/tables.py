@@ -15,7 +15,10 @@ SPLITS = ("train", "validation", "test")
 
 def check_fractions(validation_fraction: float, test_fraction: float, prefix: str = "data") -> None:
     """Both fractions in (0, 1) and leaving training images: raise naming the parameters."""
-    for key, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+    for key, value in (
+        ("validation_fraction", validation_fraction),
+        ("test_fraction", test_fraction),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             raise ValueError(f"{prefix}.{key} must be a number in (0, 1), got {value!r}")
     if validation_fraction + test_fraction >= 1:
@@ -42,9 +45,13 @@ def stratified_split(
     return split
 
 
-def random_split(n_images: int, validation_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+def random_split(
+    n_images: int, validation_fraction: float, test_fraction: float, seed: int
+) -> np.ndarray:
     """``split`` column ``[N]`` for unlabelled images: the fractions drawn at random by ``seed``."""
-    return stratified_split(np.zeros(n_images, dtype=np.int64), validation_fraction, test_fraction, seed)
+    return stratified_split(
+        np.zeros(n_images, dtype=np.int64), validation_fraction, test_fraction, seed
+    )
 
 
 def image_table(labels: np.ndarray, split: np.ndarray, source: str, **columns) -> pd.DataFrame:

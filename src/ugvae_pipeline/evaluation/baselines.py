@@ -10,7 +10,9 @@ def mean_local_code(local_codes: np.ndarray) -> np.ndarray:
     return np.asarray(local_codes).mean(1)
 
 
-def mean_image(images: np.ndarray, groups: np.ndarray, chunk: int | None = None, chunk_bytes: int = 1 << 25) -> np.ndarray:
+def mean_image(
+    images: np.ndarray, groups: np.ndarray, chunk: int | None = None, chunk_bytes: int = 1 << 25
+) -> np.ndarray:
     """Mean image of each group, flattened: uint8 ``[N, C, H, W]``, ``[n, B]`` → float32 ``[n, C·H·W]`` in [0, 1].
 
     Memory-bounded: groups are gathered ``chunk`` at a time (default: as many as fit in
@@ -25,7 +27,9 @@ def mean_image(images: np.ndarray, groups: np.ndarray, chunk: int | None = None,
     out = np.empty((n, size), dtype=np.float32)
     for start in range(0, n, chunk):
         index = groups[start : start + chunk]
-        out[start : start + len(index)] = images[index].reshape(*index.shape, -1).mean(1, dtype=np.float32)
+        out[start : start + len(index)] = (
+            images[index].reshape(*index.shape, -1).mean(1, dtype=np.float32)
+        )
     out /= 255.0
     return out
 

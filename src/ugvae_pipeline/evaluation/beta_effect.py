@@ -110,7 +110,9 @@ def _pairwise_abs_sum(decoded: Tensor) -> float:
     flat = decoded.flatten(-3)  # [..., K, P]
     total = 0.0
     for i in range(flat.shape[-2] - 1):  # K is small: one vectorised difference per component
-        total += float((flat[..., i : i + 1, :] - flat[..., i + 1 :, :]).abs().sum(dtype=torch.float64))
+        total += float(
+            (flat[..., i : i + 1, :] - flat[..., i + 1 :, :]).abs().sum(dtype=torch.float64)
+        )
     return total
 
 
@@ -138,7 +140,9 @@ def beta_effect_scores(
     has_beta, has_mixture = model.has_group_latent, model.has_mixture
     local_np = np.asarray(local_means)
     if local_np.ndim != 3:
-        raise ValueError(f"local_means must be [groups, group size, dim_z], got shape {local_np.shape}")
+        raise ValueError(
+            f"local_means must be [groups, group size, dim_z], got shape {local_np.shape}"
+        )
     n_groups, group_size = local_np.shape[:2]
     if n_groups < 2:
         raise ValueError(f"the β-effect scores need at least two groups, got {n_groups}")
@@ -158,7 +162,9 @@ def beta_effect_scores(
     device, dtype = weight.device, weight.dtype
     z = torch.as_tensor(local_np, dtype=dtype, device=device)
     z_flat = z.reshape(n_groups * group_size, -1)
-    beta = torch.as_tensor(np.asarray(global_means), dtype=dtype, device=device) if has_beta else None
+    beta = (
+        torch.as_tensor(np.asarray(global_means), dtype=dtype, device=device) if has_beta else None
+    )
     partners = {"": torch.as_tensor(group_partner, device=device)}
     if type_partner is not None:
         partners["_across_types"] = torch.as_tensor(type_partner, device=device)
@@ -194,12 +200,16 @@ def beta_effect_scores(
             component_means = model.decode(means, beta_chunk)  # [g, K, C, H, W]
             k = component_means.shape[1]
             sums["component_spread"] += _pairwise_abs_sum(component_means)
-            component_pairs += component_means.shape[0] * k * (k - 1) // 2 * component_means[0, 0].numel()
+            component_pairs += (
+                component_means.shape[0] * k * (k - 1) // 2 * component_means[0, 0].numel()
+            )
             component_pixels += component_means.numel()
             for suffix, partner in partners.items():
                 other = beta[partner[chunk]]
                 other_means, _ = model.component_prior(other)
-                sums[f"component_beta_change{suffix}"] += _abs_sum(model.decode(other_means, other), component_means)
+                sums[f"component_beta_change{suffix}"] += _abs_sum(
+                    model.decode(other_means, other), component_means
+                )
     finally:
         model.train(was_training)
 
@@ -213,7 +223,9 @@ def beta_effect_scores(
         scores["component_spread"] = sums["component_spread"] / component_pairs
     if has_mixture and has_beta:
         for suffix in partners:
-            scores[f"component_beta_change{suffix}"] = sums[f"component_beta_change{suffix}"] / component_pixels
+            scores[f"component_beta_change{suffix}"] = (
+                sums[f"component_beta_change{suffix}"] / component_pixels
+            )
     for suffix in ("", "_across_types"):
         scores[f"beta_effect{suffix}"] = _ratio(scores[f"beta_change{suffix}"], scores["z_change"])
         scores[f"component_beta_effect{suffix}"] = _ratio(
@@ -223,7 +235,11 @@ def beta_effect_scores(
 
 
 def subsample(
-    global_means: np.ndarray, local_means: np.ndarray, group_types: np.ndarray, max_groups: int, images_per_group: int
+    global_means: np.ndarray,
+    local_means: np.ndarray,
+    group_types: np.ndarray,
+    max_groups: int,
+    images_per_group: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """At most ``max_groups`` groups, evenly spaced over the table (so every group type keeps its
     share), and their first ``images_per_group`` images: the scores are means, and decoding
@@ -246,7 +262,9 @@ def codes_from_tables(
     local = local_codes.sort_values(["group_id", "position"])
     sizes = local.groupby("group_id").size()
     if sizes.nunique() != 1:
-        raise ValueError(f"every evaluation group must have the same size, got sizes {sorted(set(sizes))}")
+        raise ValueError(
+            f"every evaluation group must have the same size, got sizes {sorted(set(sizes))}"
+        )
     missing = set(order) - set(sizes.index)
     if missing:
         raise ValueError(f"local_codes has no images of groups {sorted(missing)[:5]}")

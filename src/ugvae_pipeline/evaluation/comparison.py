@@ -46,7 +46,9 @@ def _dataset(source: str, mixed_sources: str) -> str:
         parts = ast.literal_eval(mixed_sources)
     except (ValueError, SyntaxError):
         return f"mixed {mixed_sources}"
-    return "+".join(map(str, parts)) if isinstance(parts, (list, tuple)) else f"mixed {mixed_sources}"
+    return (
+        "+".join(map(str, parts)) if isinstance(parts, (list, tuple)) else f"mixed {mixed_sources}"
+    )
 
 
 def _evaluation_groups(runs: pd.DataFrame) -> list[str]:
@@ -58,7 +60,11 @@ def _evaluation_groups(runs: pd.DataFrame) -> list[str]:
         _param(runs, "groups.series.digits", "first_256"),
         _param(runs, "groups.evaluation.split", "test"),
     ):
-        label = "series(all digits)" if strategy == "series" and digits == "all_of_first_256_numbers" else strategy
+        label = (
+            "series(all digits)"
+            if strategy == "series" and digits == "all_of_first_256_numbers"
+            else strategy
+        )
         labels.append(label + ("" if split == "test" else f" [{split}]"))
     return labels
 
@@ -104,24 +110,35 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "variant": _variants(runs, models),
             "dataset": [
                 _dataset(source, mixed)
-                for source, mixed in zip(_param(runs, "data.source", "?"), _param(runs, "data.mixed.sources", ""))
+                for source, mixed in zip(
+                    _param(runs, "data.source", "?"), _param(runs, "data.mixed.sources", "")
+                )
             ],
             "training_groups": [
                 training_groups_strategy(model, strategy)
-                for model, strategy in zip(models, _param(runs, "groups.training.strategy", "random"))
+                for model, strategy in zip(
+                    models, _param(runs, "groups.training.strategy", "random")
+                )
             ],
             "evaluation_groups": _evaluation_groups(runs),
-            "seed": pd.to_numeric(_param(runs, "train.seed", "nan"), errors="coerce").astype("Int64"),
+            "seed": pd.to_numeric(_param(runs, "train.seed", "nan"), errors="coerce").astype(
+                "Int64"
+            ),
             "heldout_loss": runs["metrics.heldout_loss"],
         }
     )
     for column in sorted(evaluated):
         table[column.removeprefix("metrics.")] = runs[column]
     # a run that trained (it has a held-out loss) wins over a later re-scoring of the same groups
-    order = table.assign(_trained=table["heldout_loss"].notna()).sort_values(["_trained", "start_time"])
+    order = table.assign(_trained=table["heldout_loss"].notna()).sort_values(
+        ["_trained", "start_time"]
+    )
     latest = order.drop_duplicates([*KEYS, "seed"], keep="last").drop(columns="_trained")
     if len(latest) < len(table):
-        log.warning("compare: %d earlier run(s) of a repeated model/dataset/groups/seed left out", len(table) - len(latest))
+        log.warning(
+            "compare: %d earlier run(s) of a repeated model/dataset/groups/seed left out",
+            len(table) - len(latest),
+        )
     return latest.sort_values([*KEYS, "seed"]).reset_index(drop=True)
 
 
@@ -137,7 +154,11 @@ def with_baselines(runs: pd.DataFrame, metrics: list[str]) -> list[str]:
         out.append(metric)
         if metric.startswith(GLOBAL):
             score = metric.removeprefix(GLOBAL)
-            out += [f"eval_{b}_{score}" for b in BASELINES if f"eval_{b}_{score}" in runs and runs[f"eval_{b}_{score}"].notna().any()]
+            out += [
+                f"eval_{b}_{score}"
+                for b in BASELINES
+                if f"eval_{b}_{score}" in runs and runs[f"eval_{b}_{score}"].notna().any()
+            ]
     return out
 
 
@@ -150,12 +171,16 @@ def summary_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     available = [c for c in runs.columns if c not in RUN_COLUMNS and runs[c].notna().any()]
     missing = [m for m in metrics if m not in available]
     if len(missing) == len(metrics):
-        raise ValueError(f"none of compare.metrics {missing} is a metric of these runs; available: {available}")
+        raise ValueError(
+            f"none of compare.metrics {missing} is a metric of these runs; available: {available}"
+        )
     if missing:
         log.warning("compare.metrics %s: no run has them (available: %s)", missing, available)
         runs = runs.assign(**{m: np.nan for m in missing})
     grouped = runs.groupby(KEYS, sort=True, dropna=False)
-    summary = grouped.agg(n_runs=("run_id", "size"), seeds=("seed", lambda s: ",".join(map(str, sorted(s.dropna())))))
+    summary = grouped.agg(
+        n_runs=("run_id", "size"), seeds=("seed", lambda s: ",".join(map(str, sorted(s.dropna()))))
+    )
     for metric in metrics:
         summary[f"{metric}_mean"] = grouped[metric].mean()
         summary[f"{metric}_std"] = grouped[metric].std(ddof=1)
@@ -165,7 +190,9 @@ def summary_table(runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 def _cell(mean: float, std: float, digits: int) -> str:
     if pd.isna(mean):
         return "–"
-    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f" ± {std:.{digits}f}")  # one run has no spread
+    return f"{mean:.{digits}f}" + (
+        "" if pd.isna(std) else f" ± {std:.{digits}f}"
+    )  # one run has no spread
 
 
 def markdown_tables(summary: pd.DataFrame, metrics: list[str], digits: int = 3) -> str:
@@ -175,7 +202,9 @@ def markdown_tables(summary: pd.DataFrame, metrics: list[str], digits: int = 3) 
     sections = []
     for (dataset, evaluation), part in summary.groupby(["dataset", "evaluation_groups"], sort=True):
         present = [
-            m for m in metrics if f"{m}_mean" in part and part[f"{m}_mean"].notna().any() and not _is_baseline(m)
+            m
+            for m in metrics
+            if f"{m}_mean" in part and part[f"{m}_mean"].notna().any() and not _is_baseline(m)
         ]
         header = ["model", "variant", "training groups", "runs", *present]
         lines = [
@@ -185,7 +214,12 @@ def markdown_tables(summary: pd.DataFrame, metrics: list[str], digits: int = 3) 
             "|" + "---|" * len(header),
         ]
         for _, row in part.iterrows():
-            cells = [row["model"], row["variant"], row["training_groups"], f"{row['n_runs']} (seeds {row['seeds']})"]
+            cells = [
+                row["model"],
+                row["variant"],
+                row["training_groups"],
+                f"{row['n_runs']} (seeds {row['seeds']})",
+            ]
             cells += [_cell(row[f"{m}_mean"], row[f"{m}_std"], digits) for m in present]
             lines.append("| " + " | ".join(map(str, cells)) + " |")
         sections.append("\n".join(lines))
@@ -201,20 +235,31 @@ def _is_baseline(metric: str) -> bool:
 
 def _baseline_lines(part: pd.DataFrame, metrics: list[str], digits: int) -> list[str]:
     """Per model, each baseline's score on the same groups, beside the global code's."""
-    scores = [m.removeprefix(GLOBAL) for m in metrics if m.startswith(GLOBAL) and f"{m}_mean" in part]
+    scores = [
+        m.removeprefix(GLOBAL) for m in metrics if m.startswith(GLOBAL) and f"{m}_mean" in part
+    ]
     rows = []
     for _, row in part.iterrows():
         for rep in ("global_code", *BASELINES):
             columns = [f"eval_{rep}_{s}" for s in scores]
-            if not all(f"{c}_mean" in part for c in columns) or all(pd.isna(row[f"{c}_mean"]) for c in columns):
+            if not all(f"{c}_mean" in part for c in columns) or all(
+                pd.isna(row[f"{c}_mean"]) for c in columns
+            ):
                 continue
-            cells = [row["model"], row["variant"], rep] + [_cell(row[f"{c}_mean"], row[f"{c}_std"], digits) for c in columns]
+            cells = [row["model"], row["variant"], rep] + [
+                _cell(row[f"{c}_mean"], row[f"{c}_std"], digits) for c in columns
+            ]
             rows.append("| " + " | ".join(map(str, cells)) + " |")
     if not rows:
         return []
     header = ["model", "variant", "representation", *scores]
-    return ["Global code beside pooling baselines and the oracle on the same groups:", "",
-            "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows]
+    return [
+        "Global code beside pooling baselines and the oracle on the same groups:",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *rows,
+    ]
 
 
 MARKERS = ("s", "^", "D", "*")  # mean image, mean local code, mean π, oracle
@@ -224,30 +269,51 @@ def comparison_figure(summary: pd.DataFrame, metrics: list[str]) -> Figure:
     """One panel per metric (four to a row): a bar per model (mean, error bar one std) for each
     dataset; a dataset without the metric has no bars. On a global-code score, black markers on
     each bar give the pooling baselines and the oracle on the same groups (mean over seeds)."""
-    present = [m for m in metrics if f"{m}_mean" in summary and summary[f"{m}_mean"].notna().any() and not _is_baseline(m)]
+    present = [
+        m
+        for m in metrics
+        if f"{m}_mean" in summary and summary[f"{m}_mean"].notna().any() and not _is_baseline(m)
+    ]
     labels = summary["dataset"] + "\n(" + summary["evaluation_groups"] + " groups)"
     cases = labels.drop_duplicates().tolist()
-    summary = summary.assign(model=[
-        model if variant == "-" else f"{model} {variant}" for model, variant in zip(summary["model"], summary["variant"])
-    ])
+    summary = summary.assign(
+        model=[
+            model if variant == "-" else f"{model} {variant}"
+            for model, variant in zip(summary["model"], summary["variant"])
+        ]
+    )
     models = sorted(summary["model"].unique())
     n_cols = min(4, len(present))
     n_rows = -(-len(present) // n_cols)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.8 * n_cols, 3.4 * n_rows), squeeze=False)
-    for ax in axes.flat[len(present):]:
+    for ax in axes.flat[len(present) :]:
         ax.set_visible(False)
     width = 0.8 / len(models)
     for ax, metric in zip(axes.flat, present):
         for i, model in enumerate(models):
             mine = summary[summary["model"] == model]
             x = [cases.index(label) + i * width for label in labels[mine.index]]
-            ax.bar(x, mine[f"{metric}_mean"], width, yerr=mine[f"{metric}_std"].fillna(0), label=model, capsize=2)
+            ax.bar(
+                x,
+                mine[f"{metric}_mean"],
+                width,
+                yerr=mine[f"{metric}_std"].fillna(0),
+                label=model,
+                capsize=2,
+            )
             if metric.startswith(GLOBAL):  # the baselines of the same groups, marked on each bar
                 for baseline, marker in zip(BASELINES, MARKERS):
                     column = f"eval_{baseline}_{metric.removeprefix(GLOBAL)}_mean"
                     if column in mine and mine[column].notna().any():
-                        ax.scatter(x, mine[column], marker=marker, color="black", s=18, zorder=3,
-                                   label=baseline if (i == 0 and metric == present[0]) else None)
+                        ax.scatter(
+                            x,
+                            mine[column],
+                            marker=marker,
+                            color="black",
+                            s=18,
+                            zorder=3,
+                            label=baseline if (i == 0 and metric == present[0]) else None,
+                        )
         ax.set_xticks([c + 0.4 - width / 2 for c in range(len(cases))], cases, fontsize=7)
         ax.set_title(metric, fontsize=9)
     axes[0, 0].legend(fontsize=7)

@@ -31,7 +31,10 @@ class GroupCodes:
 
 
 def encode_groups(
-    model: torch.nn.Module, images: np.ndarray, groups: np.ndarray, chunk: int = 32,
+    model: torch.nn.Module,
+    images: np.ndarray,
+    groups: np.ndarray,
+    chunk: int = 32,
     progress: str = "auto",
 ) -> GroupCodes:
     """Encode groups ``[n, B]`` of uint8 images ``[N, C, H, W]`` with ``model.encode``.

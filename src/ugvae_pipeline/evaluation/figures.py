@@ -16,18 +16,24 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from ugvae_pipeline.evaluation.metrics import standardise  # noqa: E402
 
 
-@threadpool_limits.wrap(limits=1)  # t-SNE on a busy 2-core machine: 47-63 s threaded, 12-18 s on one
+@threadpool_limits.wrap(
+    limits=1
+)  # t-SNE on a busy 2-core machine: 47-63 s threaded, 12-18 s on one
 def _embed(codes: np.ndarray, method: str, seed: int) -> np.ndarray:
     x = standardise(codes)
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(x)
     if method == "tsne":
         perplexity = float(min(30, max(2, (len(x) - 1) / 3)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        return TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=seed
+        ).fit_transform(x)
     raise ValueError(f"method must be 'tsne' or 'pca', got {method!r}")
 
 
-def code_map(codes: np.ndarray, colour_by: np.ndarray, method: str = "tsne", title: str = "", seed: int = 0) -> Figure:
+def code_map(
+    codes: np.ndarray, colour_by: np.ndarray, method: str = "tsne", title: str = "", seed: int = 0
+) -> Figure:
     """2-D map (t-SNE or PCA of standardised codes) of codes ``[n, D]`` coloured by ``colour_by [n]``.
 
     Use with μ_β coloured by group type (series, random, database) or μ_z coloured by label.
@@ -51,7 +57,12 @@ def _image_grid(images: torch.Tensor, rows: int, cols: int, title: str) -> Figur
     c, h, w = images.shape[1:]
     tiles = images.view(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
     fig, ax = plt.subplots(figsize=(cols * 0.6 + 0.5, rows * 0.6 + 0.5))
-    ax.imshow(tiles.squeeze(-1).numpy() if c == 1 else tiles.numpy(), cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+    ax.imshow(
+        tiles.squeeze(-1).numpy() if c == 1 else tiles.numpy(),
+        cmap="gray" if c == 1 else None,
+        vmin=0,
+        vmax=1,
+    )
     ax.axis("off")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -72,20 +83,31 @@ def interpolation_grid(
     Keep ``local_a == local_b`` for a fixed local code. A model without a group latent
     (``global_a is None``): one row, the local code interpolated along the columns."""
     t = torch.linspace(0, 1, steps)
-    z = (1 - t)[:, None] * torch.as_tensor(local_a).float() + t[:, None] * torch.as_tensor(local_b).float()
+    z = (1 - t)[:, None] * torch.as_tensor(local_a).float() + t[:, None] * torch.as_tensor(
+        local_b
+    ).float()
     if global_a is None:
         images = model.decode(z[None])
         return _image_grid(images[0].cpu(), 1, steps, "local code interpolated (no global latent)")
-    beta = (1 - t)[:, None] * torch.as_tensor(global_a).float() + t[:, None] * torch.as_tensor(global_b).float()
+    beta = (1 - t)[:, None] * torch.as_tensor(global_a).float() + t[:, None] * torch.as_tensor(
+        global_b
+    ).float()
     z_grid = z[:, None, :].expand(steps, steps, -1)  # row: z, column: β
     beta_grid = beta[None, :, :].expand(steps, steps, -1)
-    images = model.decode(z_grid.reshape(1, steps * steps, -1), beta_grid.reshape(1, steps * steps, -1))
+    images = model.decode(
+        z_grid.reshape(1, steps * steps, -1), beta_grid.reshape(1, steps * steps, -1)
+    )
     return _image_grid(images[0].cpu(), steps, steps, "rows: local code, columns: global code")
 
 
 @torch.no_grad()
 def component_sweep(
-    model: torch.nn.Module, component: int, steps: int = 7, radius: float = 1.5, z_spread: float = 1.0, seed: int = 0
+    model: torch.nn.Module,
+    component: int,
+    steps: int = 7,
+    radius: float = 1.5,
+    z_spread: float = 1.0,
+    seed: int = 0,
 ) -> Figure:
     """Paper §4.1(b): columns sweep β along −radius·1 → +radius·1; rows are local codes
     z = μ_k(β) + s·σ_k(β)·u for one fixed random direction u and s in −z_spread..z_spread.
@@ -100,21 +122,37 @@ def component_sweep(
     if model.has_group_latent:
         beta = (radius * t)[:, None].expand(steps, model.config.dim_beta)  # [steps, D]
     if model.has_mixture:
-        means, variances = model.component_prior(beta) if beta is not None else model.component_prior()
-        centre, std = means[..., component, :], variances[..., component, :].sqrt()  # [steps, dz] or [dz]
+        means, variances = (
+            model.component_prior(beta) if beta is not None else model.component_prior()
+        )
+        centre, std = (
+            means[..., component, :],
+            variances[..., component, :].sqrt(),
+        )  # [steps, dz] or [dz]
         where = f"component {component}: rows z around μ_k"
     else:
         centre, std = torch.zeros(model.config.dim_z), torch.ones(model.config.dim_z)
         where = "no mixture components: rows z around 0"
     dim_z = centre.shape[-1]
     u = torch.randn(dim_z, generator=generator)
-    z = centre.expand(steps, dim_z)[None] + (z_spread * t)[:, None, None] * std.expand(steps, dim_z)[None] * u
+    z = (
+        centre.expand(steps, dim_z)[None]
+        + (z_spread * t)[:, None, None] * std.expand(steps, dim_z)[None] * u
+    )
     if beta is None:
         v = torch.randn(dim_z, generator=generator)
         z = z + (radius * t)[None, :, None] * std.expand(steps, dim_z)[None] * v  # [rows, cols, dz]
         images = model.decode(z.reshape(1, steps * steps, -1))
-        return _image_grid(images[0].cpu(), steps, steps, f"{where}; columns z along a 2nd direction (no global latent)")
-    images = model.decode(z.reshape(1, steps * steps, -1), beta[None].expand(steps, -1, -1).reshape(1, steps * steps, -1))
+        return _image_grid(
+            images[0].cpu(),
+            steps,
+            steps,
+            f"{where}; columns z along a 2nd direction (no global latent)",
+        )
+    images = model.decode(
+        z.reshape(1, steps * steps, -1),
+        beta[None].expand(steps, -1, -1).reshape(1, steps * steps, -1),
+    )
     return _image_grid(images[0].cpu(), steps, steps, f"{where}; columns β")
 
 

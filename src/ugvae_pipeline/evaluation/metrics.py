@@ -85,7 +85,11 @@ def reduce_codes(codes: np.ndarray, max_dims: int = MAX_DIMS, seed: int = 0) -> 
 
 @_one_blas_thread
 def clustering_scores(
-    codes: np.ndarray, group_types: np.ndarray, method: str = "kmeans", seed: int = 0, max_dims: int = MAX_DIMS
+    codes: np.ndarray,
+    group_types: np.ndarray,
+    method: str = "kmeans",
+    seed: int = 0,
+    max_dims: int = MAX_DIMS,
 ) -> dict[str, float]:
     """Cluster the reduced codes into k = number of group types; compare with the types.
 
@@ -106,7 +110,11 @@ def clustering_scores(
     if method == "kmeans":
         pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
     elif method == "gmm":
-        pred = GaussianMixture(k, covariance_type="full", n_init=3, random_state=seed, reg_covar=1e-4).fit(x).predict(x)
+        pred = (
+            GaussianMixture(k, covariance_type="full", n_init=3, random_state=seed, reg_covar=1e-4)
+            .fit(x)
+            .predict(x)
+        )
     else:
         raise ValueError(f"method must be 'kmeans' or 'gmm', got {method!r}")
     sil = float(silhouette_score(x, types)) if 1 < k < len(types) and np.ptp(x) > 0 else 0.0
@@ -119,7 +127,11 @@ def clustering_scores(
 
 @_one_blas_thread
 def svm_accuracy(
-    codes: np.ndarray, group_types: np.ndarray, kernel: str = "linear", folds: int = 5, seed: int = 0,
+    codes: np.ndarray,
+    group_types: np.ndarray,
+    kernel: str = "linear",
+    folds: int = 5,
+    seed: int = 0,
     max_dims: int = MAX_DIMS,
 ) -> float:
     """Mean accuracy of an SVM (StandardScaler → [PCA] → SVC(kernel), C=1) in stratified k-fold CV.
@@ -131,7 +143,9 @@ def svm_accuracy(
     steps = [StandardScaler()]
     if x.shape[1] > max_dims:
         smallest_training_fold = len(x) - -(-len(x) // folds)
-        steps.append(_pca(min(max_dims, smallest_training_fold), smallest_training_fold, x.shape[1], seed))
+        steps.append(
+            _pca(min(max_dims, smallest_training_fold), smallest_training_fold, x.shape[1], seed)
+        )
     model = make_pipeline(*steps, SVC(kernel=kernel, C=1.0))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return float(cross_val_score(model, x, np.asarray(group_types), cv=cv).mean())
@@ -156,14 +170,25 @@ def gmm_loglik_curve(
     grouped, random = both[: len(grouped_codes)], both[len(grouped_codes) :]
     rows = []
     for c in components:
-        gmm = GaussianMixture(c, covariance_type="diag", n_init=2, random_state=seed, reg_covar=1e-4).fit(both)
-        rows.append({"components": c, "grouped": float(gmm.score(grouped)), "random": float(gmm.score(random))})
+        gmm = GaussianMixture(
+            c, covariance_type="diag", n_init=2, random_state=seed, reg_covar=1e-4
+        ).fit(both)
+        rows.append(
+            {
+                "components": c,
+                "grouped": float(gmm.score(grouped)),
+                "random": float(gmm.score(random)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 @_one_blas_thread
 def group_structure_scores(
-    codes: np.ndarray, group_types: np.ndarray, seed: int = 0, random_codes: np.ndarray | None = None,
+    codes: np.ndarray,
+    group_types: np.ndarray,
+    seed: int = 0,
+    random_codes: np.ndarray | None = None,
     max_dims: int = MAX_DIMS,
 ) -> dict[str, float]:
     """Every score of one code space: k-means and GMM clustering, linear and RBF SVMs.
@@ -180,7 +205,16 @@ def group_structure_scores(
     out["svm_rbf"] = svm_accuracy(codes, group_types, "rbf", seed=seed, max_dims=max_dims)
     if random_codes is not None:
         x = np.concatenate([codes, random_codes])
-        y = np.concatenate([np.asarray(group_types, dtype=object), np.full(len(random_codes), "random", dtype=object)])
-        out["svm_linear_with_random"] = svm_accuracy(x, y.astype(str), "linear", seed=seed, max_dims=max_dims)
-        out["svm_rbf_with_random"] = svm_accuracy(x, y.astype(str), "rbf", seed=seed, max_dims=max_dims)
+        y = np.concatenate(
+            [
+                np.asarray(group_types, dtype=object),
+                np.full(len(random_codes), "random", dtype=object),
+            ]
+        )
+        out["svm_linear_with_random"] = svm_accuracy(
+            x, y.astype(str), "linear", seed=seed, max_dims=max_dims
+        )
+        out["svm_rbf_with_random"] = svm_accuracy(
+            x, y.astype(str), "rbf", seed=seed, max_dims=max_dims
+        )
     return out

@@ -29,8 +29,12 @@ def has_mixture_columns(local_codes: pd.DataFrame) -> bool:
 
 
 def representations(
-    global_codes: pd.DataFrame, local_codes: pd.DataFrame, images: np.ndarray, groups: np.ndarray,
-    labels: np.ndarray, mixture: bool | None = None,
+    global_codes: pd.DataFrame,
+    local_codes: pd.DataFrame,
+    images: np.ndarray,
+    groups: np.ndarray,
+    labels: np.ndarray,
+    mixture: bool | None = None,
 ) -> dict[str, tuple[str, np.ndarray]]:
     """``name → (kind, codes [n_groups, D])`` for the global code and each baseline.
 
@@ -54,12 +58,15 @@ def representations(
     reps["mean_image"] = ("baseline", baselines.mean_image(images, groups))
     if (labels >= 0).all():
         reps["oracle_label_histogram"] = (
-            "oracle", baselines.label_histogram(labels, groups, int(labels.max()) + 1)
+            "oracle",
+            baselines.label_histogram(labels, groups, int(labels.max()) + 1),
         )
     return reps
 
 
-def score_table(reps: dict[str, tuple[str, np.ndarray]], group_types: np.ndarray, seed: int) -> pd.DataFrame:
+def score_table(
+    reps: dict[str, tuple[str, np.ndarray]], group_types: np.ndarray, seed: int
+) -> pd.DataFrame:
     """One row per representation: clustering and SVM scores of the structured group types
     (random groups, if any, join only the ``*_with_random`` SVMs)."""
     structured = group_types != RANDOM
@@ -71,7 +78,9 @@ def score_table(reps: dict[str, tuple[str, np.ndarray]], group_types: np.ndarray
     rows = []
     for name, (kind, codes) in reps.items():
         random_codes = codes[~structured] if (~structured).any() else None
-        scores = group_structure_scores(codes[structured], group_types[structured], seed, random_codes)
+        scores = group_structure_scores(
+            codes[structured], group_types[structured], seed, random_codes
+        )
         rows.append({"representation": name, "kind": kind, **scores})
     return pd.DataFrame(rows)
 
@@ -89,20 +98,30 @@ def domain_alignment_scores(
     """
     if "domain" not in image_metadata.columns:
         return {}
-    domains = [d for d in pd.unique(image_metadata["domain"].dropna()) if d in set(global_codes["group_type"])]
+    domains = [
+        d
+        for d in pd.unique(image_metadata["domain"].dropna())
+        if d in set(global_codes["group_type"])
+    ]
     if len(domains) != 2:
         return {}
     a, b = domains
     single = global_codes[global_codes["group_type"].isin(domains)]
-    scores = {"domain_accuracy": alignment.domain_accuracy(
-        code_matrix(single, "global_mean"), single["group_type"].to_numpy(str), seed
-    )}
+    scores = {
+        "domain_accuracy": alignment.domain_accuracy(
+            code_matrix(single, "global_mean"), single["group_type"].to_numpy(str), seed
+        )
+    }
     images = local_codes[local_codes["group_type"].isin(domains)].drop_duplicates("image_id")
     by_domain = {d: images[images["group_type"] == d] for d in domains}
     codes = {d: code_matrix(t, "local_mean") for d, t in by_domain.items()}
     labels = {d: t["label"].to_numpy() for d, t in by_domain.items()}
-    scores["knn_a_to_b"] = alignment.cross_domain_knn_accuracy(codes[a], labels[a], codes[b], labels[b])
-    scores["knn_b_to_a"] = alignment.cross_domain_knn_accuracy(codes[b], labels[b], codes[a], labels[a])
+    scores["knn_a_to_b"] = alignment.cross_domain_knn_accuracy(
+        codes[a], labels[a], codes[b], labels[b]
+    )
+    scores["knn_b_to_a"] = alignment.cross_domain_knn_accuracy(
+        codes[b], labels[b], codes[a], labels[a]
+    )
     for key, d in (("knn_within_a", a), ("knn_within_b", b)):
         half = len(codes[d]) // 2
         scores[key] = alignment.cross_domain_knn_accuracy(

@@ -20,12 +20,18 @@ def _columns(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
 def global_code_table(codes: GroupCodes, group_metadata: pd.DataFrame) -> pd.DataFrame:
     """One row per group: its metadata (without member lists) and μ_β, σ²_β."""
     meta = group_metadata.drop(columns=[c for c in ("member_labels",) if c in group_metadata])
-    values = {**_columns("global_mean", codes.global_code), **_columns("global_var", codes.global_var)}
+    values = {
+        **_columns("global_mean", codes.global_code),
+        **_columns("global_var", codes.global_var),
+    }
     return pd.concat([meta.reset_index(drop=True), pd.DataFrame(values)], axis=1)
 
 
 def local_code_table(
-    codes: GroupCodes, groups: np.ndarray, image_metadata: pd.DataFrame, group_metadata: pd.DataFrame
+    codes: GroupCodes,
+    groups: np.ndarray,
+    image_metadata: pd.DataFrame,
+    group_metadata: pd.DataFrame,
 ) -> pd.DataFrame:
     """One row per image of every group: group, position, image metadata, μ_z and π."""
     n, b = groups.shape
@@ -40,7 +46,10 @@ def local_code_table(
         }
     )
     probs = codes.mixture_probs.reshape(n * b, -1)
-    values = {**_columns("local_mean", codes.local_code.reshape(n * b, -1)), **_columns("mixture_prob", probs)}
+    values = {
+        **_columns("local_mean", codes.local_code.reshape(n * b, -1)),
+        **_columns("mixture_prob", probs),
+    }
     table = pd.concat([table, pd.DataFrame(values)], axis=1)
     table["component"] = probs.argmax(-1)
     return table

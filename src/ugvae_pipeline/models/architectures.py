@@ -7,8 +7,8 @@ a decoder maps codes ``[N, dim_in]`` to pixel means ``[N, C, H, W]`` in (0, 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

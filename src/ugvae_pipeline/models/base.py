@@ -26,7 +26,8 @@ decodes z alone, as for every model).
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -51,7 +52,9 @@ def iid_group_encoding(
     of ones."""
     if mixture_probs is None:
         mixture_probs = local_mean.new_ones(*local_mean.shape[:-1], 1)
-    return GroupEncoding(local_mean.mean(1), local_var.mean(1), local_mean, local_var, mixture_probs)
+    return GroupEncoding(
+        local_mean.mean(1), local_var.mean(1), local_mean, local_var, mixture_probs
+    )
 
 
 def draw_components(
@@ -82,7 +85,10 @@ def sample_components(
     index = d.unsqueeze(-1).expand(-1, -1, means.shape[-1])
     mean = means.gather(1, index)
     std = variances.gather(1, index).sqrt()
-    return mean + torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
+    return (
+        mean
+        + torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype) * std
+    )
 
 
 class BaseGroupVAE(nn.Module):
@@ -111,7 +117,9 @@ class BaseGroupVAE(nn.Module):
 
     def _build_decoder(self, dim_in: int) -> None:
         """The decoder f: codes ``[N, dim_in]`` → pixel means ``[N, C, H, W]`` in (0, 1)."""
-        self.decoder = ARCHITECTURES[self.config.architecture].build_decoder(dim_in, self.config.channels)
+        self.decoder = ARCHITECTURES[self.config.architecture].build_decoder(
+            dim_in, self.config.channels
+        )
 
     # -- inference ---------------------------------------------------------------------
     def _features(self, x: Tensor) -> Tensor:
@@ -119,7 +127,9 @@ class BaseGroupVAE(nn.Module):
         configured images is refused."""
         c, s = self.config.channels, self.config.image_size
         if x.dim() != 5 or tuple(x.shape[2:]) != (c, s, s):
-            raise ValueError(f"expected groups of images shaped [G, B, {c}, {s}, {s}], got {list(x.shape)}")
+            raise ValueError(
+                f"expected groups of images shaped [G, B, {c}, {s}, {s}], got {list(x.shape)}"
+            )
         g, b = x.shape[:2]
         return self.pre_encoder(x.flatten(0, 1)).view(g, b, FEATURE_DIM)
 
@@ -157,9 +167,13 @@ class BaseGroupVAE(nn.Module):
         """Pixel means ``[G, B, C, H, W]`` decoded from the posterior means of groups
         ``x [G, B, C, H, W]`` (with the group code when the model has a group latent)."""
         encoding = self.encode(x)
-        return self.decode(encoding.local_mean, encoding.global_mean if self.has_group_latent else None)
+        return self.decode(
+            encoding.local_mean, encoding.global_mean if self.has_group_latent else None
+        )
 
-    def sample(self, n_groups: int, group_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n_groups: int, group_size: int, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Pixel means ``[n_groups, group_size, C, H, W]`` of codes drawn from the prior."""
         raise NotImplementedError
 
@@ -183,20 +197,38 @@ class BaseGroupVAE(nn.Module):
         return self.forward(x, noise).terms
 
     def _elbo(
-        self, elbo: Callable[..., ELBOTerms], x: Tensor, reconstruction: Tensor, *tensors: Tensor, **options: Any
+        self,
+        elbo: Callable[..., ELBOTerms],
+        x: Tensor,
+        reconstruction: Tensor,
+        *tensors: Tensor,
+        **options: Any,
     ) -> ELBOTerms:
         """``elbo(x, reconstruction, config.var_x, *tensors, **options)``, in fp32 even when the
         networks run in bf16 (tensor ``options`` included)."""
         var_x = self.config.var_x
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
-                options = {key: value.float() if isinstance(value, Tensor) else value for key, value in options.items()}
-                return elbo(x.float(), reconstruction.float(), var_x, *(t.float() for t in tensors), **options)
+                options = {
+                    key: value.float() if isinstance(value, Tensor) else value
+                    for key, value in options.items()
+                }
+                return elbo(
+                    x.float(),
+                    reconstruction.float(),
+                    var_x,
+                    *(t.float() for t in tensors),
+                    **options,
+                )
         return elbo(x, reconstruction, var_x, *tensors, **options)
 
     @staticmethod
     def _output(
-        terms: ELBOTerms, encoding: GroupEncoding, z: Tensor, global_code: Tensor | None, reconstruction: Tensor
+        terms: ELBOTerms,
+        encoding: GroupEncoding,
+        z: Tensor,
+        global_code: Tensor | None,
+        reconstruction: Tensor,
     ) -> ModelOutput:
         if global_code is None:  # no group latent: an empty group code
             global_code = z.new_zeros(z.shape[0], 0)

@@ -29,8 +29,14 @@ class BetaVAEConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not self.beta >= 0:
-            raise ValueError(f"model.beta must be a number >= 0 (1.0 is the plain VAE), got {self.beta!r}")
+        if (
+            isinstance(self.beta, bool)
+            or not isinstance(self.beta, (int, float))
+            or not self.beta >= 0
+        ):
+            raise ValueError(
+                f"model.beta must be a number >= 0 (1.0 is the plain VAE), got {self.beta!r}"
+            )
 
 
 class BetaVAE(BaseGroupVAE):
@@ -52,9 +58,13 @@ class BetaVAE(BaseGroupVAE):
         return iid_group_encoding(*self._local_posterior(self._features(x)))
 
     @torch.no_grad()
-    def sample(self, n_groups: int, group_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n_groups: int, group_size: int, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Pixel means of z ~ N(0, I), ``[n_groups, group_size, C, H, W]``."""
-        return self.decode(self._prior_draw(n_groups, group_size, self.config.dim_z, generator=generator))
+        return self.decode(
+            self._prior_draw(n_groups, group_size, self.config.dim_z, generator=generator)
+        )
 
     def forward(self, x: Tensor, noise: LatentNoise | None = None) -> ModelOutput:
         """One reparameterised z per image (``noise.local_code`` when given)."""

@@ -119,7 +119,11 @@ def reconstruction_nll(x: Tensor, reconstruction_mean: Tensor, var_x: float) -> 
 
 
 def mixture_local_kl(
-    local_mean: Tensor, local_var: Tensor, mixture_probs: Tensor, prior_means: Tensor, prior_vars: Tensor
+    local_mean: Tensor,
+    local_var: Tensor,
+    mixture_probs: Tensor,
+    prior_means: Tensor,
+    prior_vars: Tensor,
 ) -> Tensor:
     """Σ_i Σ_k π_ik KL(q(z_i) ‖ N(μ_k, σ²_k)) summed over all images (not per image).
 
@@ -129,7 +133,9 @@ def mixture_local_kl(
     if prior_means.dim() == 2:
         prior_means, prior_vars = prior_means.unsqueeze(0), prior_vars.unsqueeze(0)
     # KL(q(z_i) ‖ p_k) = ½ [Σ_d log σ²_kd − Σ_d log v_id + Σ_d (v_id + (m_id − μ_kd)²) / σ²_kd − D]
-    log_var_ratio = torch.log(prior_vars).sum(-1).unsqueeze(1) - torch.log(local_var).sum(-1, keepdim=True)
+    log_var_ratio = torch.log(prior_vars).sum(-1).unsqueeze(1) - torch.log(local_var).sum(
+        -1, keepdim=True
+    )
     quadratic = (
         (local_var.unsqueeze(2) + (local_mean.unsqueeze(2) - prior_means.unsqueeze(1)).square())
         / prior_vars.unsqueeze(1)
@@ -141,7 +147,9 @@ def mixture_local_kl(
 def uniform_mixture_kl(mixture_probs: Tensor) -> Tensor:
     """Σ_i KL(Cat(π_i) ‖ Cat(1/K)) summed over all images (not per image)."""
     n = mixture_probs.shape[:-1].numel()
-    return torch.special.xlogy(mixture_probs, mixture_probs).sum() + n * math.log(mixture_probs.shape[-1])
+    return torch.special.xlogy(mixture_probs, mixture_probs).sum() + n * math.log(
+        mixture_probs.shape[-1]
+    )
 
 
 def ugvae_elbo(
@@ -174,7 +182,9 @@ def ugvae_elbo(
     # smaller operations (the step is dominated by per-operation overhead at B = 128).
     n_images = x.shape[0] * x.shape[1]
     reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
-    local_kl = mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
+    local_kl = (
+        mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
+    )
     if mixture_log_prior is None:  # official uniform Cat(1/K)
         mixture_kl = uniform_mixture_kl(mixture_probs) / n_images
     else:
@@ -198,7 +208,11 @@ def annealed_loss(terms: ELBOTerms, global_kl_weight: float) -> Tensor:
 
 
 def beta_vae_elbo(
-    x: Tensor, reconstruction_mean: Tensor, var_x: float, local_mean: Tensor, local_var: Tensor,
+    x: Tensor,
+    reconstruction_mean: Tensor,
+    var_x: float,
+    local_mean: Tensor,
+    local_var: Tensor,
     beta: float = 1.0,
 ) -> ELBOTerms:
     """β-VAE: Σ_i E_q[log p(x_i | z_i)] − β Σ_i KL(q(z_i | x_i) ‖ N(0, I)), per image.
@@ -213,8 +227,14 @@ def beta_vae_elbo(
 
 
 def gmvae_elbo(
-    x: Tensor, reconstruction_mean: Tensor, var_x: float, local_mean: Tensor, local_var: Tensor,
-    mixture_probs: Tensor, prior_means: Tensor, prior_vars: Tensor,
+    x: Tensor,
+    reconstruction_mean: Tensor,
+    var_x: float,
+    local_mean: Tensor,
+    local_var: Tensor,
+    mixture_probs: Tensor,
+    prior_means: Tensor,
+    prior_vars: Tensor,
 ) -> ELBOTerms:
     """GMVAE: the UG-VAE objective without the global latent, per image.
 
@@ -223,14 +243,21 @@ def gmvae_elbo(
     """
     n_images = x.shape[0] * x.shape[1]
     reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
-    local_kl = mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
+    local_kl = (
+        mixture_local_kl(local_mean, local_var, mixture_probs, prior_means, prior_vars) / n_images
+    )
     mixture_kl = uniform_mixture_kl(mixture_probs) / n_images
     return ELBOTerms.from_terms(reconstruction, local_kl, mixture_kl=mixture_kl)
 
 
 def mlvae_elbo(
-    x: Tensor, reconstruction_mean: Tensor, var_x: float, local_mean: Tensor, local_var: Tensor,
-    global_mean: Tensor, global_var: Tensor,
+    x: Tensor,
+    reconstruction_mean: Tensor,
+    var_x: float,
+    local_mean: Tensor,
+    local_var: Tensor,
+    global_mean: Tensor,
+    global_var: Tensor,
 ) -> ELBOTerms:
     """ML-VAE: Σ_i E_q[log p(x_i | s_i, C)] − Σ_i KL(q(s_i | x_i) ‖ N(0, I)) − KL(q(C | X) ‖ N(0, I)).
 

@@ -68,16 +68,26 @@ class GMVAE(BaseGroupVAE):
 
     @torch.no_grad()
     def sample(
-        self, n_groups: int, group_size: int, generator: torch.Generator | None = None,
+        self,
+        n_groups: int,
+        group_size: int,
+        generator: torch.Generator | None = None,
         component: int | None = None,
     ) -> Tensor:
         """d ~ Cat(1/K) (or every d = ``component``), z | d; pixel means ``[G, B, C, H, W]``."""
         d = draw_components(
-            n_groups, group_size, self.config.n_components, component, generator=generator, device=self._device()
+            n_groups,
+            group_size,
+            self.config.n_components,
+            component,
+            generator=generator,
+            device=self._device(),
         )
         means, variances = self.component_prior()
         shape = (n_groups, *means.shape)
-        return self.decode(sample_components(means.expand(shape), variances.expand(shape), d, generator))
+        return self.decode(
+            sample_components(means.expand(shape), variances.expand(shape), d, generator)
+        )
 
     def forward(self, x: Tensor, noise: LatentNoise | None = None) -> ModelOutput:
         """One reparameterised z per image (``noise.local_code`` when given); π from that z."""

@@ -32,7 +32,9 @@ def save_model(model: torch.nn.Module, file: str | os.PathLike | BinaryIO) -> No
     torch.save(model_to_payload(model), file)
 
 
-def load_model(file: str | os.PathLike | BinaryIO | bytes, map_location: str | torch.device = "cpu"):
+def load_model(
+    file: str | os.PathLike | BinaryIO | bytes, map_location: str | torch.device = "cpu"
+):
     """Rebuild a model from a file written by :func:`save_model`; returned in eval mode."""
     source = io.BytesIO(file) if isinstance(file, bytes) else file
     try:

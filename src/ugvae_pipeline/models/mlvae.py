@@ -69,7 +69,9 @@ class MLVAE(BaseGroupVAE):
         return self._infer(x)
 
     @torch.no_grad()
-    def sample(self, n_groups: int, group_size: int, generator: torch.Generator | None = None) -> Tensor:
+    def sample(
+        self, n_groups: int, group_size: int, generator: torch.Generator | None = None
+    ) -> Tensor:
         """C ~ N(0, I) per group, s_i ~ N(0, I) per image; pixel means ``[G, B, C, H, W]``."""
         content = self._prior_draw(n_groups, self.config.dim_beta, generator=generator)
         style = self._prior_draw(n_groups, group_size, self.config.dim_z, generator=generator)
@@ -78,8 +80,20 @@ class MLVAE(BaseGroupVAE):
     def forward(self, x: Tensor, noise: LatentNoise | None = None) -> ModelOutput:
         """One reparameterised s per image and C per group (``noise.local_code``/``global_code``)."""
         enc = self._infer(x)
-        style = reparameterise(enc.local_mean, enc.local_var, None if noise is None else noise.local_code)
-        content = reparameterise(enc.global_mean, enc.global_var, None if noise is None else noise.global_code)
+        style = reparameterise(
+            enc.local_mean, enc.local_var, None if noise is None else noise.local_code
+        )
+        content = reparameterise(
+            enc.global_mean, enc.global_var, None if noise is None else noise.global_code
+        )
         reconstruction = self.decode(style, content)
-        terms = self._elbo(mlvae_elbo, x, reconstruction, enc.local_mean, enc.local_var, enc.global_mean, enc.global_var)
+        terms = self._elbo(
+            mlvae_elbo,
+            x,
+            reconstruction,
+            enc.local_mean,
+            enc.local_var,
+            enc.global_mean,
+            enc.global_var,
+        )
         return self._output(terms, enc, style, content, reconstruction)

@@ -16,7 +16,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ugvae_pipeline.models.architectures import FEATURE_DIM
-from ugvae_pipeline.models.base import BaseGroupVAE, draw_components, reparameterise, sample_components
+from ugvae_pipeline.models.base import (
+    BaseGroupVAE,
+    draw_components,
+    reparameterise,
+    sample_components,
+)
 from ugvae_pipeline.models.config import ModelConfig
 from ugvae_pipeline.models.elbo import product_of_gaussians, ugvae_elbo
 from ugvae_pipeline.models.outputs import GroupEncoding, LatentNoise, ModelOutput
@@ -57,7 +62,11 @@ class UGVAEConfig(ModelConfig):
     global_factor_variance: str = "per_observation"
     mixture_prior: str = "uniform"
 
-    integer_fields: ClassVar[tuple[str, ...]] = (*ModelConfig.integer_fields, "dim_beta", "n_components")
+    integer_fields: ClassVar[tuple[str, ...]] = (
+        *ModelConfig.integer_fields,
+        "dim_beta",
+        "n_components",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,7 +117,9 @@ class ComponentPriors(nn.Module):
         """``beta [G, dim_beta]`` → ``(means [G, K, dim_z], vars [G, K, dim_z])``."""
         k = self.weight1.shape[0]
         # one batched matmul (with its bias) per layer, batched over the K components
-        hidden = F.relu(torch.baddbmm(self.bias1.unsqueeze(1), beta.expand(k, *beta.shape), self.weight1))
+        hidden = F.relu(
+            torch.baddbmm(self.bias1.unsqueeze(1), beta.expand(k, *beta.shape), self.weight1)
+        )
         out = torch.baddbmm(self.bias2.unsqueeze(1), hidden, self.weight2).transpose(0, 1)
         mean, pre_var = out.split(self.dim_z, dim=-1)
         return mean, torch.exp(torch.tanh(pre_var))
@@ -129,7 +140,9 @@ class UGVAE(BaseGroupVAE):
         self.mixture_encoder = nn.Sequential(nn.Linear(dz, 256), nn.Tanh(), nn.Linear(256, k))
         factor_in = {"features_and_probs": FEATURE_DIM + k, "probs": k, "features": FEATURE_DIM}
         shared = config.global_factor_variance == "shared"
-        self.global_encoder = nn.Linear(factor_in[config.global_factor_input], db if shared else 2 * db)
+        self.global_encoder = nn.Linear(
+            factor_in[config.global_factor_input], db if shared else 2 * db
+        )
         # one log-variance per β dimension shared by every factor (None: per observation)
         self.global_factor_log_var = nn.Parameter(torch.zeros(db)) if shared else None
         self.component_priors = ComponentPriors(db, dz, k)
@@ -196,7 +209,13 @@ class UGVAE(BaseGroupVAE):
         beta = self._prior_draw(n_groups, cfg.dim_beta, generator=generator)
         means, variances = self.component_priors(beta)  # [G, K, dz]
         d = draw_components(
-            n_groups, group_size, cfg.n_components, component, self.mixture_log_prior(beta), generator, self._device()
+            n_groups,
+            group_size,
+            cfg.n_components,
+            component,
+            self.mixture_log_prior(beta),
+            generator,
+            self._device(),
         )
         return self.decode(sample_components(means, variances, d, generator), beta)
 
@@ -209,13 +228,25 @@ class UGVAE(BaseGroupVAE):
             noise: the standard-normal draws to use; drawn from torch's global generator
                 when omitted.
         """
-        encoding, z = self._infer(x, sample=True, local_noise=None if noise is None else noise.local_code)
-        beta = reparameterise(encoding.global_mean, encoding.global_var, None if noise is None else noise.global_code)
+        encoding, z = self._infer(
+            x, sample=True, local_noise=None if noise is None else noise.local_code
+        )
+        beta = reparameterise(
+            encoding.global_mean, encoding.global_var, None if noise is None else noise.global_code
+        )
         prior_means, prior_vars = self.component_priors(beta)
         reconstruction = self.decode(z, beta)
         terms = self._elbo(
-            ugvae_elbo, x, reconstruction, encoding.local_mean, encoding.local_var, encoding.mixture_probs,
-            prior_means, prior_vars, encoding.global_mean, encoding.global_var,
+            ugvae_elbo,
+            x,
+            reconstruction,
+            encoding.local_mean,
+            encoding.local_var,
+            encoding.mixture_probs,
+            prior_means,
+            prior_vars,
+            encoding.global_mean,
+            encoding.global_var,
             mixture_log_prior=self.mixture_log_prior(beta),
         )
         return self._output(terms, encoding, z, beta, reconstruction)

@@ -32,13 +32,17 @@ class GroupBatcher:
 
     def __init__(self, images: np.ndarray, device: torch.device):
         if images.dtype != np.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be a uint8 array [N, C, H, W], got {images.dtype} {images.shape}")
+            raise ValueError(
+                f"images must be a uint8 array [N, C, H, W], got {images.dtype} {images.shape}"
+            )
         self.images = images
         self.device = device
         self.n_images = images.shape[0]
         self.resident = None
         if images.nbytes <= RESIDENT_BYTES:
-            self.resident = torch.from_numpy(np.array(images)).to(device)  # a writable copy in memory
+            self.resident = torch.from_numpy(np.array(images)).to(
+                device
+            )  # a writable copy in memory
 
     def plan(self, groups: np.ndarray) -> np.ndarray | torch.Tensor:
         """A group plan ``[n, B]`` moved to where pixels are gathered, in one copy."""
@@ -64,7 +68,9 @@ def check_groups(groups: np.ndarray, n_images: int, name: str, ndim: int) -> Non
     if groups.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {groups.shape}")
     if groups.size == 0:
-        raise ValueError(f"{name} is empty (shape {groups.shape}): no groups to train or evaluate on")
+        raise ValueError(
+            f"{name} is empty (shape {groups.shape}): no groups to train or evaluate on"
+        )
     if groups.min() < 0 or groups.max() >= n_images:
         raise ValueError(
             f"{name} indexes images outside [0, {n_images}): min {groups.min()}, max {groups.max()}"
@@ -97,7 +103,9 @@ class StepLayout:
         return slice(self.rank * share, (self.rank + 1) * share)
 
 
-def step_layout(train_groups: np.ndarray, groups_per_step: int, rank: int, world: int) -> StepLayout:
+def step_layout(
+    train_groups: np.ndarray, groups_per_step: int, rank: int, world: int
+) -> StepLayout:
     """The steps of a plan ``[epochs, n_groups, B]`` with ``groups_per_step`` groups per process.
 
     Groups that would leave the processes unequal shares are left out of every epoch.
@@ -105,7 +113,9 @@ def step_layout(train_groups: np.ndarray, groups_per_step: int, rank: int, world
     n_groups, group_size = train_groups.shape[1:]
     usable = n_groups - n_groups % world
     if usable == 0:
-        raise ValueError(f"train_groups has {n_groups} groups per epoch, fewer than train.devices={world}")
+        raise ValueError(
+            f"train_groups has {n_groups} groups per epoch, fewer than train.devices={world}"
+        )
     if usable < n_groups and rank == 0:
         log.warning(
             "%d group(s) per epoch left out so that %d processes get equal shares",

@@ -56,10 +56,17 @@ def capture_rng_states(noise_generator: torch.Generator) -> dict[str, Any]:
     version, mt_state, gauss_next = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return {
-        "python": {"version": version, "state": torch.tensor(mt_state, dtype=torch.int64), "gauss_next": gauss_next},
+        "python": {
+            "version": version,
+            "state": torch.tensor(mt_state, dtype=torch.int64),
+            "gauss_next": gauss_next,
+        },
         "numpy": {
-            "name": np_name, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-            "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss),
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
         },
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -71,10 +78,15 @@ def restore_rng_states(states: dict[str, Any], noise_generator: torch.Generator)
     py = states["python"]
     random.setstate((py["version"], tuple(py["state"].tolist()), py["gauss_next"]))
     np_state = states["numpy"]
-    np.random.set_state((
-        np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
-        np_state["has_gauss"], np_state["cached_gaussian"],
-    ))
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"][: torch.cuda.device_count()])
@@ -98,7 +110,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """A checkpoint written by :func:`save_checkpoint`, loaded with ``weights_only=True``.
 
     Raises:
@@ -119,7 +133,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
-def check_signature(path: str | os.PathLike, saved: dict[str, Any], current: dict[str, Any]) -> None:
+def check_signature(
+    path: str | os.PathLike, saved: dict[str, Any], current: dict[str, Any]
+) -> None:
     """Refuse to resume a run whose configuration differs from the checkpoint's."""
     keys = sorted(set(saved) | set(current))
     differences = [
@@ -135,10 +151,13 @@ def check_signature(path: str | os.PathLike, saved: dict[str, Any], current: dic
         )
 
 
-
 def run_signature(
-    model: nn.Module, train_groups: np.ndarray, heldout_groups: np.ndarray, config: TrainConfig,
-    groups_per_step: int, precision: str,
+    model: nn.Module,
+    train_groups: np.ndarray,
+    heldout_groups: np.ndarray,
+    config: TrainConfig,
+    groups_per_step: int,
+    precision: str,
 ) -> dict:
     """What a resumed run must share with the checkpoint to continue the same run exactly.
 
@@ -158,19 +177,33 @@ def run_signature(
 
 
 def save_training_state(
-    path: Path, signature: dict, epoch: int, history: list[dict], model: nn.Module,
-    optimizer: torch.optim.Optimizer, noise_generator: torch.Generator,
+    path: Path,
+    signature: dict,
+    epoch: int,
+    history: list[dict],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    noise_generator: torch.Generator,
 ) -> None:
     """Checkpoint a run after ``epoch``: its signature, history, weights, optimizer and RNGs."""
-    save_checkpoint(path, {
-        "signature": signature, "epoch": epoch, "history": history,
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "rng": capture_rng_states(noise_generator),
-    })
+    save_checkpoint(
+        path,
+        {
+            "signature": signature,
+            "epoch": epoch,
+            "history": history,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": capture_rng_states(noise_generator),
+        },
+    )
 
 
 def resume_training(
-    path: Path, signature: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
+    path: Path,
+    signature: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
     noise_generator: torch.Generator,
 ) -> tuple[list[dict], int]:
     """Load the checkpoint at ``path`` into the model, optimizer and generators.

@@ -69,10 +69,16 @@ class TrainConfig:
         lr = self.learning_rate
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 1:
             raise ValueError(f"train.learning_rate must be a number in (0, 1], got {lr!r}")
-        if str(self.device) not in DEVICES and not re.fullmatch(r"(cuda|mps):\d+", str(self.device)):
-            raise ValueError(f"train.device={self.device!r} is unknown; use one of {DEVICES}, cuda:N or mps:N")
+        if str(self.device) not in DEVICES and not re.fullmatch(
+            r"(cuda|mps):\d+", str(self.device)
+        ):
+            raise ValueError(
+                f"train.device={self.device!r} is unknown; use one of {DEVICES}, cuda:N or mps:N"
+            )
         if self.precision not in PRECISIONS:
-            raise ValueError(f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}")
+            raise ValueError(
+                f"train.precision={self.precision!r} is unknown; use one of {PRECISIONS}"
+            )
         progress_mode(self.progress, "train.progress")
         warmup = self.global_kl_warmup_epochs
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not warmup >= 0:
@@ -84,9 +90,13 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be true or false, got {getattr(self, name)!r}")
         every = self.checkpoint_every
         if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-            raise ValueError(f"train.checkpoint_every must be an integer >= 0 (0: off), got {every!r}")
+            raise ValueError(
+                f"train.checkpoint_every must be an integer >= 0 (0: off), got {every!r}"
+            )
         if not isinstance(self.checkpoint_dir, str) or not self.checkpoint_dir.strip():
-            raise ValueError(f"train.checkpoint_dir must be a non-empty path, got {self.checkpoint_dir!r}")
+            raise ValueError(
+                f"train.checkpoint_dir must be a non-empty path, got {self.checkpoint_dir!r}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

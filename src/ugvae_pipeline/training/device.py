@@ -27,9 +27,13 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device={name!r} but CUDA is not available here; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            f"train.device={name!r} but CUDA is not available here; use 'auto' or 'cpu'"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise RuntimeError(f"train.device={name!r} but MPS is not available here; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            f"train.device={name!r} but MPS is not available here; use 'auto' or 'cpu'"
+        )
     return device
 
 

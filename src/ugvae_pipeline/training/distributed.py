@@ -61,7 +61,15 @@ def spawn_training(
     with tempfile.TemporaryDirectory(prefix="ugvae-ddp-") as tmp:
         mp.spawn(
             _worker,
-            args=(world, tmp, model.cpu(), _shareable(images), train_groups, heldout_groups, config),
+            args=(
+                world,
+                tmp,
+                model.cpu(),
+                _shareable(images),
+                train_groups,
+                heldout_groups,
+                config,
+            ),
             nprocs=world,
             join=True,
         )

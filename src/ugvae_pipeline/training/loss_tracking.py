@@ -25,7 +25,9 @@ class TermAverager:
     def all_reduce(self) -> None:
         """Sum over the processes of a process group (no-op without one)."""
         if in_process_group():
-            images = torch.tensor([float(self.images)], dtype=torch.float64, device=self.sums.device)
+            images = torch.tensor(
+                [float(self.images)], dtype=torch.float64, device=self.sums.device
+            )
             both = torch.cat([self.sums, images])
             dist.all_reduce(both)
             self.sums, self.images = both[:-1], int(both[-1].item())

@@ -95,8 +95,12 @@ def train(
 
 @torch.no_grad()
 def evaluate_loss(
-    model: nn.Module, batcher: GroupBatcher, groups: np.ndarray, groups_per_step: int,
-    dtype: torch.dtype | None = None, seed: int | None = None,
+    model: nn.Module,
+    batcher: GroupBatcher,
+    groups: np.ndarray,
+    groups_per_step: int,
+    dtype: torch.dtype | None = None,
+    seed: int | None = None,
 ) -> dict[str, float]:
     """Negative ELBO per image and its terms on fixed groups ``[n, B]``, in eval mode.
 
@@ -113,7 +117,9 @@ def evaluate_loss(
     noise = None
     if seed is not None:
         generator = torch.Generator(device=batcher.device).manual_seed(seed)
-        noise = LatentNoise.draw(model.config, len(groups), groups.shape[1], generator, batcher.device)
+        noise = LatentNoise.draw(
+            model.config, len(groups), groups.shape[1], generator, batcher.device
+        )
     for start in range(0, len(share), groups_per_step):
         picked = share[start : start + groups_per_step]
         chunk = groups[picked]
@@ -139,7 +145,12 @@ def _train_process(
     run = _start(model, images, train_groups, config)
     rank = run.layout.rank
     signature = ckpt.run_signature(
-        run.model, train_groups, heldout_groups, config, run.layout.groups_per_step, precision_name(run.dtype)
+        run.model,
+        train_groups,
+        heldout_groups,
+        config,
+        run.layout.groups_per_step,
+        precision_name(run.dtype),
     )
     checkpoint_file = ckpt.checkpoint_path(config.checkpoint_dir)
     rows, checkpointed = [], 0  # checkpointed: epochs done in the last checkpoint
@@ -154,14 +165,22 @@ def _train_process(
             rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups))
             if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
                 ckpt.save_training_state(
-                    checkpoint_file, signature, epoch, rows, run.model, run.optimizer, run.noise_generator
+                    checkpoint_file,
+                    signature,
+                    epoch,
+                    rows,
+                    run.model,
+                    run.optimizer,
+                    run.noise_generator,
                 )
                 checkpointed = epoch
     except BaseException:
         if rank == 0 and checkpointed:
             log.error(
                 "training stopped after epoch %d; its checkpoint %s is intact: rerun with "
-                "train.resume=true to continue from it", checkpointed, checkpoint_file,
+                "train.resume=true to continue from it",
+                checkpointed,
+                checkpoint_file,
             )
         raise
     finally:
@@ -189,7 +208,9 @@ class _Run:
     progress: _Progress
 
 
-def _start(model: nn.Module, images: np.ndarray, train_groups: np.ndarray, config: TrainConfig) -> _Run:
+def _start(
+    model: nn.Module, images: np.ndarray, train_groups: np.ndarray, config: TrainConfig
+) -> _Run:
     """This process's model on its device, pixel batcher, optimizer, noise and steps."""
     rank, world = rank_and_world()
     device = process_device(config.device)
@@ -200,17 +221,33 @@ def _start(model: nn.Module, images: np.ndarray, train_groups: np.ndarray, confi
     noise_generator = torch.Generator(device=device).manual_seed(config.seed)
     layout = step_layout(train_groups, config.groups_per_step, rank, world)
     progress = _Progress(
-        config.progress if rank == 0 else "off", layout.steps_per_epoch * config.epochs, config.log_every
+        config.progress if rank == 0 else "off",
+        layout.steps_per_epoch * config.epochs,
+        config.log_every,
     )
     if rank == 0:
         log.info(
             "training on %s%s (%s): %d epochs x %d steps of %d group(s) of %d images",
-            device, f" x {world} processes" if world > 1 else "", precision_name(dtype),
-            config.epochs, layout.steps_per_epoch, layout.groups_per_step, layout.group_size,
+            device,
+            f" x {world} processes" if world > 1 else "",
+            precision_name(dtype),
+            config.epochs,
+            layout.steps_per_epoch,
+            layout.groups_per_step,
+            layout.group_size,
         )
     return _Run(
-        config, device, dtype, model, step_model, eval_model, batcher, optimizer, noise_generator,
-        layout, progress,
+        config,
+        device,
+        dtype,
+        model,
+        step_model,
+        eval_model,
+        batcher,
+        optimizer,
+        noise_generator,
+        layout,
+        progress,
     )
 
 
@@ -260,7 +297,12 @@ def _epoch_row(
     row = {"epoch": epoch}
     row.update({f"train_{k}": v for k, v in averager.means().items()})
     heldout = evaluate_loss(
-        run.eval_model, run.batcher, heldout_groups, config.groups_per_step, run.dtype, seed=config.seed
+        run.eval_model,
+        run.batcher,
+        heldout_groups,
+        config.groups_per_step,
+        run.dtype,
+        seed=config.seed,
     )
     row.update({f"heldout_{k}": v for k, v in heldout.items()})
     row["seconds"] = seconds
@@ -268,7 +310,11 @@ def _epoch_row(
     if run.layout.rank == 0:
         log.info(
             "epoch %d/%d: train loss %.3f, held-out loss %.3f per image (%.1fs, %.0f images/s)",
-            epoch, config.epochs, row["train_loss"], row["heldout_loss"], seconds,
+            epoch,
+            config.epochs,
+            row["train_loss"],
+            row["heldout_loss"],
+            seconds,
             row["images_per_second"],
         )
     return row

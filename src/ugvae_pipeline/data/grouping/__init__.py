@@ -23,7 +23,12 @@ One module per kind of group, and this package re-exports their functions:
 
 from ugvae_pipeline.data.grouping.attributes import attribute_groups
 from ugvae_pipeline.data.grouping.common import group_table, split_indices
-from ugvae_pipeline.data.grouping.domains import domain_group_plan, domain_groups, domain_pools, mix_groups
+from ugvae_pipeline.data.grouping.domains import (
+    domain_group_plan,
+    domain_groups,
+    domain_pools,
+    mix_groups,
+)
 from ugvae_pipeline.data.grouping.labels import (
     COMMON_COLUMNS,
     class_groups,

@@ -27,11 +27,20 @@ def attribute_groups(
     third class of the paper's SVM experiment. Returns ``[n_types * n_groups + n_random, B]``.
     """
     groups, table = value_groups(
-        metadata, group_types, n_groups, group_size, seed, "attribute", split=split, exclusive=exclusive
+        metadata,
+        group_types,
+        n_groups,
+        group_size,
+        seed,
+        "attribute",
+        split=split,
+        exclusive=exclusive,
     )
     if n_random_groups:
         extra = random_groups(split_indices(metadata, split), n_random_groups, group_size, seed + 1)
         groups = np.concatenate([groups, extra])
-        table = pd.concat([table, group_table(n_random_groups, "random", "random")], ignore_index=True)
+        table = pd.concat(
+            [table, group_table(n_random_groups, "random", "random")], ignore_index=True
+        )
         table["group_id"] = np.arange(len(table), dtype=np.int64)
     return groups, table

@@ -28,7 +28,9 @@ def check_group_size(n_available: int, group_size: int, what: str) -> None:
         )
 
 
-def group_table(n_groups: int, strategy: str, group_type: str | list[str], **columns) -> pd.DataFrame:
+def group_table(
+    n_groups: int, strategy: str, group_type: str | list[str], **columns
+) -> pd.DataFrame:
     """Metadata of evaluation groups: one row per group, then any strategy-specific ``columns``."""
     types = [group_type] * n_groups if isinstance(group_type, str) else list(group_type)
     table = pd.DataFrame(

@@ -11,7 +11,12 @@ from ugvae_pipeline.data.grouping.random import sample_groups
 
 
 def mix_groups(
-    pool_a: np.ndarray, pool_b: np.ndarray, n_groups: int, group_size: int, p: float, rng: np.random.Generator
+    pool_a: np.ndarray,
+    pool_b: np.ndarray,
+    n_groups: int,
+    group_size: int,
+    p: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """``[n_groups, B]`` groups whose every member comes from ``pool_a`` with probability ``p``.
 
@@ -24,10 +29,14 @@ def mix_groups(
     return np.where(rng.random((n_groups, group_size)) < p, from_a, from_b)
 
 
-def domain_pools(metadata: pd.DataFrame, domains: list[str] | None, split: str) -> dict[str, np.ndarray]:
+def domain_pools(
+    metadata: pd.DataFrame, domains: list[str] | None, split: str
+) -> dict[str, np.ndarray]:
     """Indices of each of the two domains in ``split``: ``{domain: [n_d]}`` (default: first two seen)."""
     if "domain" not in metadata.columns:
-        raise ValueError("domain groups need a 'domain' metadata column: ingest with data.source=mixed")
+        raise ValueError(
+            "domain groups need a 'domain' metadata column: ingest with data.source=mixed"
+        )
     present = list(pd.unique(metadata["domain"].dropna()))
     domains = present[:2] if not domains else list(domains)
     unknown = [domain for domain in domains if domain not in present]
@@ -35,7 +44,8 @@ def domain_pools(metadata: pd.DataFrame, domains: list[str] | None, split: str) 
         raise ValueError(f"groups.domain.domains must name two domains of {present}, got {domains}")
     in_split = (metadata["split"] == split).to_numpy()
     return {
-        domain: np.flatnonzero((metadata["domain"] == domain).to_numpy() & in_split) for domain in domains
+        domain: np.flatnonzero((metadata["domain"] == domain).to_numpy() & in_split)
+        for domain in domains
     }
 
 
@@ -56,8 +66,12 @@ def domain_groups(
     pools = domain_pools(metadata, domains, split)
     (name_a, pool_a), (name_b, pool_b) = pools.items()
     rng = np.random.default_rng(seed)
-    single_a = sample_groups(pool_a, n_groups, group_size, rng, f"{split} images of domain {name_a!r}")
-    single_b = sample_groups(pool_b, n_groups, group_size, rng, f"{split} images of domain {name_b!r}")
+    single_a = sample_groups(
+        pool_a, n_groups, group_size, rng, f"{split} images of domain {name_a!r}"
+    )
+    single_b = sample_groups(
+        pool_b, n_groups, group_size, rng, f"{split} images of domain {name_b!r}"
+    )
     mixed = mix_groups(pool_a, pool_b, n_groups, group_size, p, rng)
     groups = np.concatenate([single_a, single_b, mixed])
     types = np.repeat([name_a, name_b, "mixed"], n_groups).tolist()

@@ -42,7 +42,11 @@ def label_group_plan(
     if not len(train):
         raise ValueError(
             f"groups formed by labels need labelled training images, but {column!r} has no value "
-            + ("other than -1 (an unlabelled source)" if column == "label" else "on any training image")
+            + (
+                "other than -1 (an unlabelled source)"
+                if column == "label"
+                else "on any training image"
+            )
             + ": set groups.training.label_column to a labelled "
             "metadata column (e.g. a CelebA attribute such as Male), or use a model trained without "
             "labels (model.name=ugvae, beta_vae or gmvae)"
@@ -57,7 +61,9 @@ def label_group_plan(
             f"has {largest}); lower train.group_size to at most {largest}"
         )
     if (per_class == 0).any():
-        small = [f"{name} ({len(pool)})" for name, pool, n in zip(names, pools, per_class) if n == 0]
+        small = [
+            f"{name} ({len(pool)})" for name, pool, n in zip(names, pools, per_class) if n == 0
+        ]
         log.warning(
             "groups formed by %r leave out %d value(s) with fewer than train.group_size=%d training "
             "images: %s",
@@ -91,25 +97,34 @@ def parse_condition(spec: str, metadata: pd.DataFrame) -> tuple[str, object]:
     column, raw = column.strip(), (raw.strip() or "1")
     if column not in metadata.columns or column in COMMON_COLUMNS:
         valid = [name for name in metadata.columns if name not in COMMON_COLUMNS]
-        raise ValueError(f"group type {spec!r}: unknown attribute {column!r}; valid attributes: {valid}")
+        raise ValueError(
+            f"group type {spec!r}: unknown attribute {column!r}; valid attributes: {valid}"
+        )
     dtype = metadata[column].dtype
     if pd.api.types.is_bool_dtype(dtype):
         truth = {"1": True, "true": True, "0": False, "false": False, "-1": False}
         if raw.lower() not in truth:
-            raise ValueError(f"group type {spec!r}: {column} is true/false; write {column}=1 or {column}=0")
+            raise ValueError(
+                f"group type {spec!r}: {column} is true/false; write {column}=1 or {column}=0"
+            )
         return column, truth[raw.lower()]
     if pd.api.types.is_numeric_dtype(dtype):
         try:
             return column, pd.to_numeric(raw)
         except ValueError as err:
-            raise ValueError(f"group type {spec!r}: {column} is numeric, {raw!r} is not a number") from err
+            raise ValueError(
+                f"group type {spec!r}: {column} is numeric, {raw!r} is not a number"
+            ) from err
     return column, raw
 
 
 def condition_masks(metadata: pd.DataFrame, conditions: list[tuple[str, object]]) -> np.ndarray:
     """``[T, N]`` bool: image n satisfies condition t (missing values never do)."""
     return np.stack(
-        [(metadata[column] == value).fillna(False).to_numpy(dtype=bool) for column, value in conditions]
+        [
+            (metadata[column] == value).fillna(False).to_numpy(dtype=bool)
+            for column, value in conditions
+        ]
     )
 
 
@@ -160,8 +175,12 @@ def value_groups(
         len(groups),
         strategy,
         np.repeat(list(map(str, group_types)), n_groups).tolist(),
-        attribute=pd.Series(np.repeat([column for column, _ in conditions], n_groups), dtype="string"),
-        value=pd.Series(np.repeat([str(value) for _, value in conditions], n_groups), dtype="string"),
+        attribute=pd.Series(
+            np.repeat([column for column, _ in conditions], n_groups), dtype="string"
+        ),
+        value=pd.Series(
+            np.repeat([str(value) for _, value in conditions], n_groups), dtype="string"
+        ),
     )
     return groups, table
 
@@ -182,7 +201,15 @@ def class_groups(
     in_split = metadata.loc[metadata["split"] == split, column].dropna()
     classes = sorted(value for value in in_split.unique() if str(value) != "-1")
     if not classes:
-        raise ValueError(f"class groups need labelled images: {split} {column!r} has no value other than -1")
+        raise ValueError(
+            f"class groups need labelled images: {split} {column!r} has no value other than -1"
+        )
     return value_groups(
-        metadata, [f"{column}={value}" for value in classes], n_groups, group_size, seed, "class", split=split
+        metadata,
+        [f"{column}={value}" for value in classes],
+        n_groups,
+        group_size,
+        seed,
+        "class",
+        split=split,
     )

@@ -9,7 +9,11 @@ from ugvae_pipeline.data.grouping.common import check_group_size
 
 
 def sample_groups(
-    pool: np.ndarray, n_groups: int, group_size: int, rng: np.random.Generator, what: str = "images available"
+    pool: np.ndarray,
+    n_groups: int,
+    group_size: int,
+    rng: np.random.Generator,
+    what: str = "images available",
 ) -> np.ndarray:
     """``n_groups`` groups ``[n_groups, B]`` of ``pool``, each a uniform draw without replacement.
 

@@ -81,7 +81,9 @@ def series_digits(name: str, digits: str = "first_256") -> np.ndarray:
     if name not in SERIES:
         raise ValueError(f"unknown series {name!r}; registered: {sorted(SERIES)}")
     if digits not in SERIES_DIGITS:
-        raise ValueError(f"groups.series.digits must be one of {list(SERIES_DIGITS)}, got {digits!r}")
+        raise ValueError(
+            f"groups.series.digits must be one of {list(SERIES_DIGITS)}, got {digits!r}"
+        )
     text = "".join(str(v) for v in SERIES[name](SERIES_LENGTH))
     if digits == "first_256":
         text = text[:SERIES_LENGTH]
@@ -97,7 +99,9 @@ def window_groups(
     return sequence[(offsets[:, None] + np.arange(group_size)) % len(sequence)]
 
 
-def draw_by_value(values: np.ndarray, pool_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_by_value(
+    values: np.ndarray, pool_values: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Replace each entry of ``values`` (any shape) by the index of a random image of that value.
 
     ``pool_values`` ``[N]`` is the value (e.g. class label) of every candidate image; the result

@@ -26,11 +26,15 @@ def query_runs(compare_params: dict) -> pd.DataFrame:
             f"{mlflow.get_tracking_uri()}; experiments there: {existing}"
         )
     return mlflow.search_runs(
-        experiment_names=[name], filter_string=compare_params.get("filter") or "", output_format="pandas"
+        experiment_names=[name],
+        filter_string=compare_params.get("filter") or "",
+        output_format="pandas",
     )
 
 
-def compare_runs(runs: pd.DataFrame, compare_params: dict) -> tuple[pd.DataFrame, pd.DataFrame, str, Figure]:
+def compare_runs(
+    runs: pd.DataFrame, compare_params: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, str, Figure]:
     """One row per evaluated run, the mean ± std summary over seeds, the summary as Markdown and
     as a figure, over ``compare.metrics`` and, beside each global-code score, the same score of
     the pooling baselines and the oracle on the same groups."""

@@ -9,9 +9,19 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ugvae_pipeline.evaluation import figures
-from ugvae_pipeline.evaluation.beta_effect import BETA_EFFECT_SCORES, beta_effect_scores, codes_from_tables, subsample
+from ugvae_pipeline.evaluation.beta_effect import (
+    BETA_EFFECT_SCORES,
+    beta_effect_scores,
+    codes_from_tables,
+    subsample,
+)
 from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
-from ugvae_pipeline.evaluation.report import RANDOM, domain_alignment_scores, representations, score_table
+from ugvae_pipeline.evaluation.report import (
+    RANDOM,
+    domain_alignment_scores,
+    representations,
+    score_table,
+)
 from ugvae_pipeline.evaluation.tables import code_matrix
 from ugvae_pipeline.html_report import last_epoch_table, render_report
 from ugvae_pipeline.models.registry import configured_name, model_class, model_name
@@ -39,7 +49,9 @@ def score_global_codes(
         row["representation"]: {k: v for k, v in row.items() if k not in ("representation", "kind")}
         for row in table.to_dict("records")
     }
-    domain = domain_alignment_scores(global_codes, local_codes, image_metadata, evaluate_params["seed"])
+    domain = domain_alignment_scores(
+        global_codes, local_codes, image_metadata, evaluate_params["seed"]
+    )
     summary = {
         "group_types": sorted(set(types)),
         "n_groups": int(len(types)),
@@ -47,9 +59,13 @@ def score_global_codes(
         "scores": metrics,
         "domain_alignment": domain,
     }
-    flat = {f"{rep}_{name}": value for rep, scores in metrics.items() for name, value in scores.items()}
+    flat = {
+        f"{rep}_{name}": value for rep, scores in metrics.items() for name, value in scores.items()
+    }
     flat.update({f"domain_{name}": value for name, value in domain.items()})
-    mlflow_metrics = {f"eval_{name}": [{"value": float(value), "step": 0}] for name, value in flat.items()}
+    mlflow_metrics = {
+        f"eval_{name}": [{"value": float(value), "step": 0}] for name, value in flat.items()
+    }
     return table, summary, mlflow_metrics
 
 
@@ -61,7 +77,9 @@ def score_beta_effect(
     ``eval_<score>`` (``eval_beta_effect``, ``eval_z_change``, ...)."""
     options = evaluate_params.get("beta_effect") or {}
     beta, z, types = subsample(
-        *codes_from_tables(global_codes, local_codes), options.get("max_groups", 60), options.get("images_per_group", 16)
+        *codes_from_tables(global_codes, local_codes),
+        options.get("max_groups", 60),
+        options.get("images_per_group", 16),
     )
     seed = evaluate_params["seed"]
     scores = beta_effect_scores(
@@ -88,7 +106,10 @@ def beta_effect_table(beta_effect: dict) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "score": list(BETA_EFFECT_SCORES),
-            "value": [np.nan if scores.get(key) is None else float(scores[key]) for key in BETA_EFFECT_SCORES],
+            "value": [
+                np.nan if scores.get(key) is None else float(scores[key])
+                for key in BETA_EFFECT_SCORES
+            ],
             "what it measures": list(BETA_EFFECT_SCORES.values()),
         }
     )
@@ -124,8 +145,11 @@ def code_maps(
         figures.code_map(codes, types, "tsne", "t-SNE of global codes μ_β by group type", seed),
         figures.code_map(codes, types, "pca", "PCA of global codes μ_β by group type", seed),
         figures.code_map(
-            code_matrix(sample, "local_mean"), sample["label"].to_numpy(), "tsne",
-            "t-SNE of local codes μ_z by label", seed,
+            code_matrix(sample, "local_mean"),
+            sample["label"].to_numpy(),
+            "tsne",
+            "t-SNE of local codes μ_z by label",
+            seed,
         ),
     )
 
@@ -151,7 +175,10 @@ def latent_traversals(
     beta_a = code_matrix(group_a.to_frame().T, "global_mean")[0]
     beta_b = code_matrix(group_b.to_frame().T, "global_mean")[0]
     z_a, z_b = (
-        code_matrix(local_codes[local_codes["group_id"] == g["group_id"]].sort_values("position").iloc[:1], "local_mean")[0]
+        code_matrix(
+            local_codes[local_codes["group_id"] == g["group_id"]].sort_values("position").iloc[:1],
+            "local_mean",
+        )[0]
         for g in (group_a, group_b)
     )
     if not model.has_group_latent:  # i.i.d. models: no global code to interpolate
@@ -163,13 +190,20 @@ def latent_traversals(
         )
     return (
         figures.interpolation_grid(model, beta_a, beta_b, z_a, z_b, steps=params["steps"]),
-        figures.component_sweep(model, sweep["component"], sweep["steps"], sweep["radius"], seed=evaluate_params["seed"]),
+        figures.component_sweep(
+            model, sweep["component"], sweep["steps"], sweep["radius"], seed=evaluate_params["seed"]
+        ),
     )
 
 
 def evaluation_report(
-    history: pd.DataFrame, scores: pd.DataFrame, summary: dict, model_params: dict, groups_params: dict,
-    beta_effect: dict | None = None, **figures: bytes,
+    history: pd.DataFrame,
+    scores: pd.DataFrame,
+    summary: dict,
+    model_params: dict,
+    groups_params: dict,
+    beta_effect: dict | None = None,
+    **figures: bytes,
 ) -> str:
     """One HTML page: the model and how its training groups were formed, last-epoch losses, the
     score table (and domain alignment), the β-effect scores, the figures."""
@@ -179,12 +213,15 @@ def evaluation_report(
     }
     if summary.get("domain_alignment"):
         tables["Domain alignment (§4.2)"] = pd.DataFrame(
-            {"score": list(summary["domain_alignment"]), "value": list(summary["domain_alignment"].values())}
+            {
+                "score": list(summary["domain_alignment"]),
+                "value": list(summary["domain_alignment"].values()),
+            }
         )
     if beta_effect is not None:
-        tables["Effect of the global code on the decoded images (mean |Δ pixel|, β vs local code swaps)"] = (
-            beta_effect_table(beta_effect)
-        )
+        tables[
+            "Effect of the global code on the decoded images (mean |Δ pixel|, β vs local code swaps)"
+        ] = beta_effect_table(beta_effect)
     return render_report(
         f"Evaluation report: {run_title(model_params, groups_params)}",
         tables,

@@ -9,7 +9,14 @@ from ugvae_pipeline.pipelines.evaluate.nodes import (
     score_global_codes,
 )
 
-FIGURES = ("global_tsne", "global_pca", "local_tsne", "gmm_loglik_curve", "global_interpolation", "component_sweep")
+FIGURES = (
+    "global_tsne",
+    "global_pca",
+    "local_tsne",
+    "gmm_loglik_curve",
+    "global_interpolation",
+    "component_sweep",
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:

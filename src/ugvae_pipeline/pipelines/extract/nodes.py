@@ -31,7 +31,10 @@ def extract_codes(
             f"pass --params model.name={saved} to score it, or train a {configured} first"
         )
     codes = encode_groups(
-        model, images, groups, chunk=extract_params["groups_per_chunk"],
+        model,
+        images,
+        groups,
+        chunk=extract_params["groups_per_chunk"],
         progress=progress_mode(extract_params.get("progress", "auto"), "extract.progress"),
     )
     return (

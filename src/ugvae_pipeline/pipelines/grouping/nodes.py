@@ -39,17 +39,23 @@ def build_training_groups(
     if strategy != configured:
         log.info(
             "model.name=%s trains on groups formed by labels (%r), not groups.training.strategy=%s",
-            configured_name(model_params), label_column, configured,
+            configured_name(model_params),
+            label_column,
+            configured,
         )
     if strategy == "labels":
         return label_group_plan(image_metadata, label_column, size, epochs, seed)
     if strategy == "random":
         return random_group_plan(split_indices(image_metadata, "train"), size, epochs, seed)
     domain = groups_params["domain"]  # mixed_domains
-    return domain_group_plan(image_metadata, size, epochs, seed, p=domain["p"], domains=domain.get("domains"))
+    return domain_group_plan(
+        image_metadata, size, epochs, seed, p=domain["p"], domains=domain.get("domains")
+    )
 
 
-def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+def build_heldout_groups(
+    image_metadata: pd.DataFrame, heldout_params: dict
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Random groups ``[n_groups, B]`` of validation images (never trained on, never reported as
     a test score): the held-out loss every epoch. Returns the groups and their table."""
     groups = random_groups(
@@ -61,7 +67,9 @@ def build_heldout_groups(image_metadata: pd.DataFrame, heldout_params: dict) -> 
     return groups, group_table(len(groups), "random", "random")
 
 
-def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -> tuple[np.ndarray, pd.DataFrame]:
+def build_evaluation_groups(
+    image_metadata: pd.DataFrame, groups_params: dict
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Structured evaluation groups ``[n, B]`` plus random ones, and their table.
 
     All come from the images of ``groups.evaluation.split``: ``test`` (every reported score) or
@@ -77,7 +85,10 @@ def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -
     n_random = (evaluation.get("random") or {}).get("n_groups") or 0
     if n_random:
         extra = random_groups(
-            split_indices(image_metadata, split), n_random, groups.shape[1], evaluation["random"]["seed"]
+            split_indices(image_metadata, split),
+            n_random,
+            groups.shape[1],
+            evaluation["random"]["seed"],
         )
         groups = np.concatenate([groups, extra])
         table = pd.concat([table, group_table(n_random, "random", "random")], ignore_index=True)
@@ -86,6 +97,9 @@ def build_evaluation_groups(image_metadata: pd.DataFrame, groups_params: dict) -
     table["member_labels"] = list(labels[groups])
     log.info(
         "built %d evaluation groups of %d %s images: %s",
-        len(groups), groups.shape[1], split, table["group_type"].value_counts().to_dict(),
+        len(groups),
+        groups.shape[1],
+        split,
+        table["group_type"].value_counts().to_dict(),
     )
     return groups, table

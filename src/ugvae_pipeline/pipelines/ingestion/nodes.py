@@ -21,7 +21,13 @@ def ingest_images(data_params: dict) -> tuple[np.ndarray, pd.DataFrame, dict]:
     """
     images, metadata = load_source(data_params)
     counts = metadata["split"].value_counts().to_dict()
-    log.info("ingested %d images %s from %s: %s", len(images), images.shape[1:], data_params["source"], counts)
+    log.info(
+        "ingested %d images %s from %s: %s",
+        len(images),
+        images.shape[1:],
+        data_params["source"],
+        counts,
+    )
     metrics = {f"ingest_{split}_images": counts.get(split, 0) for split in SPLITS}
     metrics["ingest_skipped_images"] = int(metadata.attrs.get("skipped_images", 0))
     return images, metadata, {name: [{"value": float(v), "step": 0}] for name, v in metrics.items()}

@@ -57,13 +57,19 @@ def history_metrics(history: pd.DataFrame) -> dict[str, list[dict[str, float]]]:
     """Per-epoch metrics, with the epoch as the MLflow step."""
     columns = [c for c in history.columns if c != "epoch"]
     return {
-        column: [{"value": float(v), "step": int(e)} for e, v in zip(history["epoch"], history[column])]
+        column: [
+            {"value": float(v), "step": int(e)} for e, v in zip(history["epoch"], history[column])
+        ]
         for column in columns
     }
 
 
 def training_figures(
-    model: torch.nn.Module, images: np.ndarray, heldout_groups: np.ndarray, history: pd.DataFrame, figure_params: dict
+    model: torch.nn.Module,
+    images: np.ndarray,
+    heldout_groups: np.ndarray,
+    history: pd.DataFrame,
+    figure_params: dict,
 ) -> tuple[Figure, Figure, Figure]:
     """Reconstructions of held-out groups, samples per mixture component, loss curves."""
     batcher = GroupBatcher(images, torch.device("cpu"))
@@ -77,7 +83,11 @@ def training_figures(
 
 
 def training_report(
-    history: pd.DataFrame, model_params: dict, train_params: dict, groups_params: dict, **figures: bytes
+    history: pd.DataFrame,
+    model_params: dict,
+    train_params: dict,
+    groups_params: dict,
+    **figures: bytes,
 ) -> str:
     """One HTML page: the model and how its training groups were formed, last-epoch losses,
     the parameters, and the training figures (PNG bytes)."""
@@ -92,4 +102,10 @@ def training_report(
     )
 
 
-__all__ = ["model_for_mlflow", "history_metrics", "train_model", "training_figures", "training_report"]
+__all__ = [
+    "model_for_mlflow",
+    "history_metrics",
+    "train_model",
+    "training_figures",
+    "training_report",
+]

@@ -24,11 +24,26 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="mlflow_model",
                 name="log_model_to_mlflow",
             ),
-            node(history_metrics, inputs="training_history", outputs="training_metrics", name="log_training_metrics"),
+            node(
+                history_metrics,
+                inputs="training_history",
+                outputs="training_metrics",
+                name="log_training_metrics",
+            ),
             node(
                 training_figures,
-                inputs=["trained_model", "images", "heldout_groups", "training_history", "params:figures"],
-                outputs=["reconstructions_figure", "component_samples_figure", "loss_curves_figure"],
+                inputs=[
+                    "trained_model",
+                    "images",
+                    "heldout_groups",
+                    "training_history",
+                    "params:figures",
+                ],
+                outputs=[
+                    "reconstructions_figure",
+                    "component_samples_figure",
+                    "loss_curves_figure",
+                ],
                 name="plot_training_figures",
             ),
             node(

@@ -31,12 +31,16 @@ log = logging.getLogger(__name__)
 
 @click.command(name="python -m ugvae_pipeline.pipelines.training.torchrun")
 @click.option("--env", "-e", default=None, help="Kedro configuration environment, as in kedro run")
-@click.option("--params", default="", callback=_split_params, help='as in kedro run, e.g. "train.epochs=2"')
+@click.option(
+    "--params", default="", callback=_split_params, help='as in kedro run, e.g. "train.epochs=2"'
+)
 def main(env: str | None, params: dict) -> None:
     logging.basicConfig(level=logging.INFO)
     project = Path.cwd()
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=env, runtime_params=params or None) as session:
+    with KedroSession.create(
+        project_path=project, env=env, runtime_params=params or None
+    ) as session:
         catalog = session.load_context().catalog
         train_params = catalog.load("params:train")
         dist.init_process_group(backend_for(resolve_device(train_params.get("device", "auto"))))
