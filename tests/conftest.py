@@ -72,16 +72,23 @@ def default_run(tmp_path_factory) -> Path:
     """
     root = tmp_path_factory.mktemp("default_run")
     _copy_project(root)
+    kedro_cli(root, "--params", cli_params(DEFAULT_TINY))
+    return root
+
+
+def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """``kedro run *args`` from the command line in ``project``, as a user types it (its own
+    process and MLflow run); fails the test with the command's stderr when it fails."""
     done = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--params", cli_params(DEFAULT_TINY)],
-        cwd=root,
+        [sys.executable, "-m", "kedro", "run", *args],
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=900,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return root
+    return done
 
 
 def run_kedro(project: Path, pipeline: str, params: dict) -> dict:

@@ -4,16 +4,13 @@ small fixture in CelebA's official layout: the hair-colour evaluation groups are
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.conftest import cli_params
+from tests.conftest import cli_params, kedro_cli
 from tests.data.conftest import CELEBA_SIZE, CROP, write_celeba
 from ugvae_pipeline.data.celeba import ATTRIBUTES
 
@@ -56,15 +53,7 @@ def test_celeba_env_scores_hair_colour_groups_end_to_end(project_copy):
     root = project_copy / "celeba"
     write_hair_coloured_celeba(root, n_images=300)
     params = cli_params({**TINY_CELEBA, "data": {"celeba": {"root": str(root)}}})
-    done = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--env", "celeba", "--params", params],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    kedro_cli(project_copy, "--env", "celeba", "--params", params)
     data = project_copy / "data"
 
     images = np.load(_latest(data / "02_intermediate" / "images.npy"), mmap_mode="r")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import DEFAULT_TINY, cli_params, run_kedro
+from tests.conftest import DEFAULT_TINY, cli_params, kedro_cli, run_kedro
 
 
 def _latest(folder):
@@ -24,15 +20,7 @@ def test_baselines_train_and_evaluate_by_name_and_compare_side_by_side(project_c
         params = {**DEFAULT_TINY, "model": {"name": model}, "mlflow_experiment": "study"}
         params["train"] = {**DEFAULT_TINY["train"], "seed": seed, "group_size": 32}
         # from the command line, as a user would: each run its own process and MLflow run
-        done = subprocess.run(
-            [sys.executable, "-m", "kedro", "run", "--params", cli_params(params)],
-            cwd=project_copy,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        kedro_cli(project_copy, "--params", cli_params(params))
         if model == "mlvae":  # ML-VAE trained on groups formed by labels, and every report says so
             labels = pd.read_parquet(_latest(data / "02_intermediate" / "image_metadata.parquet"))[
                 "label"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 import torch
 from kedro.framework.session import KedroSession
 from mlflow import MlflowClient
 
-from tests.conftest import run_kedro
+from tests.conftest import kedro_cli, run_kedro
 from ugvae_pipeline.models import UGVAE
 
 TINY = {
@@ -84,14 +81,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
         "train.epochs=2,train.group_size=32,model.dim_beta=4,groups.heldout.n_groups=2,"
         "groups.heldout.group_size=32,figures.n_groups=1"
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", cli_params],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    kedro_cli(project_copy, "--pipeline=train", "--params", cli_params)
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.params["model.dim_beta"] for r in runs) == ["4", "6"]
     assert len(_latest(data / "06_models" / "model.pt")) == 2

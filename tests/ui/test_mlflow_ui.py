@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import run_kedro
+from tests.conftest import kedro_cli, run_kedro
 from tests.ui.browser import free_port, publish, render, screenshot_path
 
 TINY = {
@@ -49,14 +49,7 @@ def mlflow_server(project_copy):
     """Two train runs with different parameters in the copy's store, served by `mlflow server`."""
     run_kedro(project_copy, "train", TINY)
     # a second run from the command line: in-process, kedro-mlflow would reuse the run id
-    done = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", "--pipeline=train", "--params", CLI_PARAMS],
-        cwd=project_copy,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    kedro_cli(project_copy, "--pipeline=train", "--params", CLI_PARAMS)
     port = free_port()
     log = open(project_copy / "mlflow-server.log", "w")
     server = subprocess.Popen(

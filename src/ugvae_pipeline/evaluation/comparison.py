@@ -289,6 +289,7 @@ def comparison_figure(summary: pd.DataFrame, metrics: list[str]) -> Figure:
     for ax in axes.flat[len(present) :]:
         ax.set_visible(False)
     width = 0.8 / len(models)
+    marked: set[str] = set()  # baselines already in the legend
     for ax, metric in zip(axes.flat, present):
         for i, model in enumerate(models):
             mine = summary[summary["model"] == model]
@@ -312,10 +313,21 @@ def comparison_figure(summary: pd.DataFrame, metrics: list[str]) -> Figure:
                             color="black",
                             s=18,
                             zorder=3,
-                            label=baseline if (i == 0 and metric == present[0]) else None,
+                            label=None if baseline in marked else f"{baseline} (same groups)",
                         )
-        ax.set_xticks([c + 0.4 - width / 2 for c in range(len(cases))], cases, fontsize=7)
+                        marked.add(baseline)
+        ax.set_xticks(
+            [c + 0.4 - width / 2 for c in range(len(cases))],
+            cases,
+            fontsize=6,
+            rotation=20,
+            ha="right",
+        )
         ax.set_title(metric, fontsize=9)
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    legend: dict[str, object] = {}  # one legend for the figure: models (bars), baselines (markers)
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=4, fontsize=7)
     return fig
