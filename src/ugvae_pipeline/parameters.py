@@ -23,7 +23,7 @@ from ugvae_pipeline.data.grouping.strategies import (
     check_interpolation_types,
 )
 from ugvae_pipeline.data.sources import SOURCES
-from ugvae_pipeline.data.tables import check_fractions
+from ugvae_pipeline.data.splits import check_fractions
 from ugvae_pipeline.models import model_config_from_params
 from ugvae_pipeline.progress import progress_mode
 from ugvae_pipeline.training.config import TrainConfig

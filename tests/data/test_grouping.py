@@ -18,7 +18,7 @@ from ugvae_pipeline.data.grouping import (
     sample_groups,
     window_groups,
 )
-from ugvae_pipeline.data.tables import image_table, random_split
+from ugvae_pipeline.data.splits import image_table, random_split
 
 
 def _distinct_rows(groups: np.ndarray) -> bool:

@@ -8,7 +8,7 @@ import pytest
 
 from ugvae_pipeline.data.digits import centre_of_mass_offset, mnist_framed
 from ugvae_pipeline.data.sources import SOURCES, combine_domains, load_source
-from ugvae_pipeline.data.tables import image_table
+from ugvae_pipeline.data.splits import image_table
 
 
 def test_unknown_source_lists_valid_sources():

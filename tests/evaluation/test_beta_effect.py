@@ -13,8 +13,8 @@ from ugvae_pipeline.evaluation.beta_effect import (
     derangement,
     other_type_partners,
 )
+from ugvae_pipeline.evaluation.code_tables import global_code_table, local_code_table
 from ugvae_pipeline.evaluation.encoding import encode_groups
-from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
 from ugvae_pipeline.models import build_model
 
 DIM_Z, DIM_BETA = 10, 20

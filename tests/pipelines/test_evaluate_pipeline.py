@@ -103,8 +103,8 @@ def test_beta_effect_node_leaves_out_what_a_model_has_no_latent_for():
     """β-VAE: no group latent, no mixture: null in the JSON, no MLflow metric (compare: missing)."""
     import torch
 
+    from ugvae_pipeline.evaluation.code_tables import global_code_table, local_code_table
     from ugvae_pipeline.evaluation.encoding import encode_groups
-    from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
     from ugvae_pipeline.models import build_model
     from ugvae_pipeline.pipelines.evaluate.nodes import beta_effect_table, score_beta_effect
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.data.imaging import build_image_cache
-from ugvae_pipeline.data.tables import image_table
+from ugvae_pipeline.data.splits import image_table
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ugvae_pipeline.data.tables import image_table, stratified_split
+from ugvae_pipeline.data.splits import image_table, stratified_split
 
 MNIST_SIZE, MNIST_BOX = 28, 20  # MNIST: digit size-normalised into 20x20, centred by mass in 28x28
 

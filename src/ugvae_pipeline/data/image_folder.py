@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.data.imaging import build_image_cache, image_mode
-from ugvae_pipeline.data.tables import check_fractions, image_table, random_split
+from ugvae_pipeline.data.splits import check_fractions, image_table, random_split
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

@@ -15,7 +15,7 @@ import pandas as pd
 from ugvae_pipeline.data.celeba import load_celeba
 from ugvae_pipeline.data.digits import load_uci_digits
 from ugvae_pipeline.data.image_folder import load_image_folder
-from ugvae_pipeline.data.tables import SPLITS, image_table, stratified_split  # noqa: F401 (SPLITS re-exported)
+from ugvae_pipeline.data.splits import SPLITS, image_table, stratified_split  # noqa: F401 (SPLITS re-exported)
 
 
 def load_embedded_mnist(

@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ugvae_pipeline.evaluation.tables import code_matrix
+from ugvae_pipeline.evaluation.code_tables import code_matrix
 from ugvae_pipeline.models.registry import model_name
 
 # every key of ``beta_effect_scores``, in report order, with what it measures

@@ -15,14 +15,14 @@ from ugvae_pipeline.evaluation.beta_effect import (
     codes_from_tables,
     subsample,
 )
+from ugvae_pipeline.evaluation.code_tables import code_matrix
 from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
-from ugvae_pipeline.evaluation.report import (
+from ugvae_pipeline.evaluation.scores import (
     RANDOM,
     domain_alignment_scores,
     representations,
     score_table,
 )
-from ugvae_pipeline.evaluation.tables import code_matrix
 from ugvae_pipeline.html_report import last_epoch_table, render_report
 from ugvae_pipeline.models.registry import configured_name, model_class, model_name
 from ugvae_pipeline.runs import run_title

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ugvae_pipeline.evaluation.code_tables import global_code_table, local_code_table
 from ugvae_pipeline.evaluation.encoding import encode_groups
-from ugvae_pipeline.evaluation.tables import global_code_table, local_code_table
 from ugvae_pipeline.models.registry import configured_name, model_name
 from ugvae_pipeline.progress import progress_mode
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.data.sources import load_source
-from ugvae_pipeline.data.tables import SPLITS
+from ugvae_pipeline.data.splits import SPLITS
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.evaluation import alignment, baselines
+from ugvae_pipeline.evaluation.code_tables import code_matrix
 from ugvae_pipeline.evaluation.metrics import group_structure_scores
-from ugvae_pipeline.evaluation.tables import code_matrix
 
 RANDOM = "random"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ugvae_pipeline.evaluation.report import representations, score_table
+from ugvae_pipeline.evaluation.scores import representations, score_table
 
 
 def _tables(n_components: int, n_groups: int = 12, group_size: int = 3):
