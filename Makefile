@@ -23,9 +23,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## run: set up and train UG-VAE on the embedded MNIST digits (kedro run --pipeline=train)
+## run: set up and train UG-VAE on the embedded MNIST digits (kedro run --pipelines=train)
 run: install
-	$(BIN)/kedro run --pipeline=train
+	$(BIN)/kedro run --pipelines=train
 
 ## test: set up with test extras, lint, and run the whole test suite (browser tests included)
 test: install-test lint browser
@@ -61,7 +61,7 @@ results: install
 
 ## compare: the runs of the default MLflow experiment side by side (data/08_reporting/comparison/)
 compare: install
-	$(BIN)/kedro run --pipeline=compare
+	$(BIN)/kedro run --pipelines=compare
 
 clean:
 	rm -rf $(VENV) .pytest_cache

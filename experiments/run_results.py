@@ -15,7 +15,7 @@ whole chain as a user would,
 experiments/select_variant.py); ``ugvae_paper`` is the paper's UG-VAE (the model and training
 options of conf/official, fp32, with the official run's number of steps on the data at hand).
 Every model of the ``base`` study is then scored again, without retraining, on the harder
-series (``groups.series.digits=all_of_first_256_numbers``). Last, ``kedro run --pipeline=compare``
+series (``groups.series.digits=all_of_first_256_numbers``). Last, ``kedro run --pipelines=compare``
 writes the versioned tables (data/08_reporting/comparison/summary.md) and figure. A run already
 in the experiment is not redone, so an interrupted study continues where it stopped.
 """

@@ -33,11 +33,14 @@ def config_loader(project: Path, env: str):
 
 
 def run_config(project: Path, env: str) -> tuple[str, str]:
-    """``(tracking URI, evaluation-group strategy)`` of ``kedro run`` in ``env``."""
+    """``(tracking URI, evaluation-group strategy)`` of ``kedro run`` in ``env``, the strategy
+    as the run resolves it for its data source (``auto``: series for digits, ...)."""
+    from ugvae_pipeline.data.grouping.strategies import evaluation_strategy
+
     loader = config_loader(project, env)
-    return loader["mlflow"]["server"]["mlflow_tracking_uri"], loader["parameters"]["groups"][
-        "evaluation"
-    ]["strategy"]
+    parameters = loader["parameters"]
+    strategy = evaluation_strategy(parameters["groups"], parameters["data"])
+    return loader["mlflow"]["server"]["mlflow_tracking_uri"], strategy
 
 
 def flat_params(block: dict, prefix: str) -> dict[str, object]:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -76,16 +80,19 @@ def default_run(tmp_path_factory) -> Path:
     return root
 
 
-def kedro_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+def kedro_cli(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``kedro run *args`` from the command line in ``project``, as a user types it (its own
-    process and MLflow run); fails the test with the command's stderr when it fails."""
+    process and MLflow run), with ``env`` added to the environment; fails the test with the
+    command's stderr when it fails."""
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "run", *args],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", **(env or {})},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -110,3 +117,41 @@ def run_kedro(project: Path, pipeline: str, params: dict) -> dict:
         # would then log into it (and into its store), so close it here.
         while mlflow.active_run():
             mlflow.end_run()
+
+
+@contextlib.contextmanager
+def mlflow_server_process(backend_store_uri: str, cwd: Path, *args: str):
+    """A real ``mlflow server`` on 127.0.0.1 over ``backend_store_uri`` (extra ``args``, e.g.
+    ``--artifacts-destination``); yields its base URL once ``/health`` answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(cwd / "mlflow-server.log", "w")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args]
+    server = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (cwd / "mlflow-server.log").read_text()[-3000:]
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=5).read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

@@ -21,13 +21,21 @@ def test_the_shipped_parameters_of_every_environment_pass(env):
     check_parameters(params)
 
 
-def check_evaluate_parameters(evaluate, groups):
-    check_parameters({"evaluate": evaluate, "groups": groups})
+def check_evaluate_parameters(evaluate, groups, source="mnist_embedded"):
+    check_parameters({"evaluate": evaluate, "groups": groups, "data": {"source": source}})
 
 
 def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have():
     params = _parameters("base")
     groups, evaluate = params["groups"], params["evaluate"]
+    check_evaluate_parameters(evaluate, groups)  # unset: the figure takes the first two types
+    evaluate["interpolation"].update(from_type="even", to_type="odd")
+    check_evaluate_parameters(evaluate, groups)  # auto: series for a digit source
+    with pytest.raises(
+        ValueError,
+        match=r"from_type='even' is not a group type of groups.evaluation.strategy=attribute",
+    ):
+        check_evaluate_parameters(evaluate, groups, source="celeba")  # auto: attribute groups
     groups["evaluation"]["strategy"] = "attribute"  # Black_Hair=1, Blond_Hair=1 (and random)
     with pytest.raises(
         ValueError,
@@ -60,9 +68,9 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
     with pytest.raises(
         ValueError, match=r"choose one of \['mnist_embedded', 'uci_digits', 'mixed'\]"
     ):
-        check_evaluate_parameters(evaluate, groups)
+        check_evaluate_parameters(evaluate, groups, source="mixed")
     groups["domain"]["domains"] = None  # in ingestion order: known once the data is
-    check_evaluate_parameters(evaluate, groups)
+    check_evaluate_parameters(evaluate, groups, source="mixed")
     groups["evaluation"]["strategy"] = "series"
     groups["series"]["names"] = "even"
     with pytest.raises(
@@ -92,7 +100,7 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
         (
             "groups",
             {"evaluation": {"strategy": "hair"}},
-            r"groups.evaluation.strategy='hair' is unknown; choose one of 'attribute'",
+            r"groups.evaluation.strategy='hair' is unknown; choose one of 'auto', 'attribute'",
         ),
         (
             "groups",
@@ -239,3 +247,43 @@ def test_bad_groups_parameters_are_named(params, message):
 
 def test_no_random_reference_groups_is_allowed():
     check_group("groups", {"evaluation": {"random": {"n_groups": 0, "seed": 0}}})
+
+
+@pytest.mark.parametrize(
+    "strategy, source, message",
+    [
+        (
+            "series",
+            "image_folder",
+            r"groups.evaluation.strategy=series cannot be built from data.source=image_folder "
+            r"\(it needs one of \['mnist_embedded', 'mnist', 'uci_digits'\]\); choose one of \['auto', 'attribute', 'class', 'folder'\]",
+        ),
+        (
+            "domain",
+            "celeba",
+            r"groups.evaluation.strategy=domain cannot be built from data.source=celeba",
+        ),
+        ("folder", "mnist_embedded", r"choose one of \['auto', 'attribute', 'class', 'series'\]"),
+    ],
+)
+def test_evaluation_groups_a_source_cannot_build_are_refused(strategy, source, message):
+    groups = _parameters("base")["groups"]
+    groups["evaluation"]["strategy"] = strategy
+    with pytest.raises(ValueError, match=message):
+        check_parameters({"groups": groups, "data": {"source": source}})
+
+
+@pytest.mark.parametrize(
+    "source, strategy",
+    [
+        ("mnist_embedded", "series"),
+        ("uci_digits", "series"),
+        ("celeba", "attribute"),
+        ("mixed", "domain"),
+        ("image_folder", "folder"),
+    ],
+)
+def test_auto_evaluation_groups_follow_the_source(source, strategy):
+    from ugvae_pipeline.data.grouping.strategies import evaluation_strategy
+
+    assert evaluation_strategy({"evaluation": {"strategy": "auto"}}, {"source": source}) == strategy

@@ -19,7 +19,9 @@ def run_results():
     return module
 
 
-def test_run_config_follows_the_project_configuration(run_results, tmp_path):
+def test_run_config_follows_the_project_configuration(run_results, tmp_path, monkeypatch):
+    # a tracking URI from the environment (an earlier in-process run sets it) would win
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # the project's environments, with an empty conf/local (not the developer's own)
     shutil.copytree(ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local"))
     local = tmp_path / "conf" / "local"
@@ -32,3 +34,10 @@ def test_run_config_follows_the_project_configuration(run_results, tmp_path):
     (local / "parameters.yml").write_text("groups:\n  evaluation:\n    strategy: class\n")
     assert run_results.run_config(tmp_path, "base") == ("sqlite:///elsewhere.db", "class")
     assert run_results.run_config(tmp_path, "domain_alignment") == ("sqlite:///mlflow.db", "domain")
+
+    # a team's tracking server, named by the environment, wins over conf/base's SQLite store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking-server:5000")
+    assert run_results.run_config(tmp_path, "domain_alignment") == (
+        "http://tracking-server:5000",
+        "domain",
+    )

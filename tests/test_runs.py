@@ -3,6 +3,7 @@
 from ugvae_pipeline.runs import (
     describe_training_groups,
     model_variant,
+    run_name,
     run_title,
     training_groups_strategy,
 )
@@ -33,3 +34,28 @@ def test_a_ugvae_run_is_the_paper_or_names_what_differs():
         == "variant(p(d|β)=global, conv28)"
     )
     assert model_variant("gmvae", {"mixture_prior": "global"}) == "-"
+
+
+def test_run_names_say_model_variant_data_groups_seed_and_partial_pipelines():
+    paper = {"name": "ugvae", "architecture": "mlp28", "global_factor_input": "features_and_probs"}
+    variant = {"name": "ugvae", "architecture": "conv28", "global_factor_input": "probs"}
+    groups = {"training": {"strategy": "random"}}
+    embedded = {"source": "mnist_embedded"}
+    assert run_name(variant, groups, embedded, 1) == "ugvae-variant-mnist_embedded-random-s1"
+    assert (
+        run_name(paper, groups, embedded, 2, ["__default__"])
+        == "ugvae-paper-mnist_embedded-random-s2"
+    )
+    mixed = {
+        "source": "mixed",
+        "mixed": {"sources": ["mnist_embedded", {"source": "image_folder", "domain": "faces"}]},
+    }
+    assert (
+        run_name(
+            {"name": "gmvae"}, {"training": {"strategy": "mixed_domains"}}, mixed, 3, ["train"]
+        )
+        == "gmvae-mnist_embedded+faces-mixed_domains-s3-train"
+    )
+    assert run_name({"name": "mlvae"}, groups, embedded, 1).startswith(
+        "mlvae-mnist_embedded-labels-"
+    )

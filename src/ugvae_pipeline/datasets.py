@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import PurePosixPath
@@ -62,10 +63,23 @@ class _VersionedFileDataset(AbstractVersionedDataset):
 
     @contextlib.contextmanager
     def _open_for_write(self) -> Iterator[Any]:
-        """A binary handle on the new version's file; the listing cache is refreshed after."""
+        """A binary handle on a temporary file beside the new version's file, renamed into place
+        once complete: a kill at any moment leaves no partial file under the version's name, so
+        the next run loads the last complete version. The listing cache is refreshed after."""
         path = get_filepath_str(self._get_save_path(), self._protocol)
-        with self._fs.open(path, mode="wb") as handle:
-            yield handle
+        folder, name = path.rsplit("/", 1)
+        partial = f"{folder}/.{name}.partial-{os.getpid()}"
+        try:
+            with self._fs.open(partial, mode="wb") as handle:
+                yield handle
+            if self._protocol == "file":
+                os.replace(partial, path)  # atomic on one filesystem
+            else:
+                self._fs.mv(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError, FileNotFoundError):
+                self._fs.rm(partial)
+            raise
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
     def _write_bytes(self, payload: bytes) -> None:
@@ -90,10 +104,22 @@ class NumpyArrayDataset(_VersionedFileDataset):
 
     def load(self) -> np.ndarray:
         path = self._load_path()
-        if self._mmap and self._protocol == "file":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        with self._fs.open(path, mode="rb") as handle:
-            return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+        try:
+            if self._mmap and self._protocol == "file":
+                return np.load(path, mmap_mode="r", allow_pickle=False)
+            with self._fs.open(path, mode="rb") as handle:
+                return np.load(io.BytesIO(handle.read()), allow_pickle=False)
+        except (
+            ValueError,
+            EOFError,
+            OSError,
+        ) as err:  # e.g. "mmap length is greater than file size"
+            folder = path.rsplit("/", 2)[0]
+            raise DatasetError(
+                f"{path} is truncated or not a .npy file ({err}); it was cut short by an earlier "
+                f"version of this project or by hand. Delete its version folder "
+                f"{path.rsplit('/', 1)[0]} and the next run loads the previous version in {folder}"
+            ) from err
 
     def save(self, data: np.ndarray) -> None:
         # Streamed into the file (numpy writes large arrays in chunks): no in-memory copy.

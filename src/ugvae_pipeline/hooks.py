@@ -15,9 +15,10 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 from mlflow import MlflowClient
 
+from ugvae_pipeline.data.group_folder import check_encode_root
 from ugvae_pipeline.models.registry import configured_name
 from ugvae_pipeline.parameters import GROUPS, check_parameters
-from ugvae_pipeline.runs import training_groups
+from ugvae_pipeline.runs import run_name, training_groups
 
 log = logging.getLogger(__name__)
 
@@ -39,23 +40,41 @@ class ValidateParametersHook:
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         inputs = pipeline.inputs()
         used = {group for group in GROUPS if f"params:{group}" in inputs}
-        if "evaluate" in used:  # the groups it interpolates between are set in groups:
-            used.add("groups")
-        check_parameters({group: catalog.load(f"params:{group}") for group in used})
+        if used & {"evaluate", "groups"}:  # which evaluation groups: set by groups: and data.source
+            used |= {"groups", "data"}
+        params = {group: catalog.load(f"params:{group}") for group in used}
+        check_parameters(params)
+        if "encode" in params:  # a folder to encode exists only on the command line
+            check_encode_root(params["encode"].get("root"))
 
 
 class MlflowRunTagsHook:
-    """Tag each tracked run with its model and how its training groups were formed
-    (``model``, ``training_groups``: ``labels`` for ML-VAE whatever ``groups.training.strategy``
-    says), so the MLflow UI's run list shows them. Runs after kedro-mlflow opened the run."""
+    """Name each tracked run for what it is (``runs.run_name``: model and variant, data source,
+    training groups, seed, e.g. ``ugvae-variant-mnist_embedded-random-s1``) and tag it with its
+    model and how its training groups were formed (``labels`` for ML-VAE whatever
+    ``groups.training.strategy`` says), so the MLflow UI's run list reads without opening runs.
+    Runs after kedro-mlflow opened the run (which names it after the pipeline)."""
 
     @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
         if mlflow.active_run() is None:
             return
-        model_params = catalog.load("params:model")
-        strategy, _ = training_groups(model_params, catalog.load("params:groups"))
-        mlflow.set_tags({"model": configured_name(model_params), "training_groups": strategy})
+        model_params, groups_params = catalog.load("params:model"), catalog.load("params:groups")
+        strategy, _ = training_groups(model_params, groups_params)
+        name = run_name(
+            model_params,
+            groups_params,
+            catalog.load("params:data"),
+            catalog.load("params:train").get("seed"),
+            run_params.get("pipeline_names"),
+        )
+        mlflow.set_tags(
+            {
+                "model": configured_name(model_params),
+                "training_groups": strategy,
+                "mlflow.runName": name,
+            }
+        )
 
 
 class MlflowArtifactsHook:
@@ -89,21 +108,31 @@ class MlflowArtifactsHook:
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C (SIGINT) during ``kedro run``, raised as an ``Exception`` so that hooks see it."""
+    """Ctrl-C (SIGINT) or SIGTERM (a scheduler's pre-emption) during ``kedro run``, raised as an
+    ``Exception`` so that hooks see it."""
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+
+
+SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 
 
 class InterruptedRunHook:
-    """Ctrl-C ends the run's MLflow run as KILLED, with everything logged so far.
+    """Ctrl-C or SIGTERM ends the run's MLflow run as KILLED, tagged with the signal
+    (``killed_by``), with everything logged so far; ``kedro run`` exits non-zero.
 
-    A ``KeyboardInterrupt`` is not an ``Exception``: Kedro calls no ``on_pipeline_error`` hook
-    for it, and MLflow's exit handler would then close the run as FINISHED. While a pipeline
-    runs in the main thread, this hook turns SIGINT into :class:`RunInterrupted`: Kedro calls
-    ``on_pipeline_error``, kedro-mlflow closes the run as FAILED (every other exception stays
-    FAILED) and this hook, called after it, marks the run KILLED.
+    A ``KeyboardInterrupt`` is not an ``Exception`` and SIGTERM kills the process outright:
+    Kedro calls no ``on_pipeline_error`` hook, and the run would stay RUNNING or be closed as
+    FINISHED. While a pipeline runs in the main thread, this hook turns both signals into
+    :class:`RunInterrupted`: Kedro calls ``on_pipeline_error``, kedro-mlflow closes the run as
+    FAILED (every other exception stays FAILED) and this hook, called after it, marks the run
+    KILLED. The last checkpoint (``train.checkpoint_every``) is intact for ``train.resume``.
     """
 
     def __init__(self) -> None:
-        self._previous_handler = None
+        self._previous_handlers: dict = {}
         self._run_id: str | None = None
         self._node: str | None = None
 
@@ -111,10 +140,11 @@ class InterruptedRunHook:
     def before_pipeline_run(self) -> None:
         self._run_id = self._node = None
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._interrupt)
+            self._previous_handlers = {sig: signal.signal(sig, self._interrupt) for sig in SIGNALS}
 
     def _interrupt(self, signum, frame) -> None:
-        raise RunInterrupted(f"interrupted by SIGINT (Ctrl-C) during node {self._node or '(none)'}")
+        name = SIGNALS[signal.Signals(signum)]
+        raise RunInterrupted(f"interrupted by {name} during node {self._node or '(none)'}", name)
 
     @hook_impl
     def before_node_run(self, node) -> None:
@@ -130,13 +160,15 @@ class InterruptedRunHook:
     def on_pipeline_error(self, error: Exception) -> None:
         self._restore_handler()
         if isinstance(error, RunInterrupted) and self._run_id is not None:
-            MlflowClient().set_terminated(self._run_id, "KILLED")
+            client = MlflowClient()
+            client.set_tag(self._run_id, "killed_by", error.signal_name)
+            client.set_terminated(self._run_id, "KILLED")
             log.warning("MLflow run %s marked KILLED: %s", self._run_id, error)
 
     def _restore_handler(self) -> None:
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers = {}
 
 
 class MlflowSetupLockHook:

@@ -21,6 +21,7 @@ from ugvae_pipeline.data.grouping.strategies import (
     EVALUATION_STRATEGIES,
     TRAINING_STRATEGIES,
     check_interpolation_types,
+    evaluation_strategy,
 )
 from ugvae_pipeline.data.sources import SOURCES
 from ugvae_pipeline.data.splits import check_fractions
@@ -114,7 +115,7 @@ class RandomGroups(Block):
 
 
 class EvaluationGroups(Block):
-    strategy: Literal[tuple(sorted(EVALUATION_STRATEGIES))] = None  # type: ignore[valid-type]
+    strategy: Literal[("auto", *sorted(EVALUATION_STRATEGIES))] = None  # type: ignore[valid-type]
     split: Literal["validation", "test"] = None
     random: RandomGroups = None
 
@@ -140,6 +141,12 @@ class ClassGroups(Block):
     group_size: int = Field(None, ge=1)
     seed: int = Field(None, ge=0)
     column: str = None
+
+
+class FolderGroups(Block):
+    n_groups: int = Field(None, ge=1)
+    group_size: int = Field(None, ge=1)
+    seed: int = Field(None, ge=0)
 
 
 class AttributeGroups(Block):
@@ -169,9 +176,10 @@ class GroupsParams(Block):
     class_: ClassGroups = Field(None, alias="class")
     attribute: AttributeGroups = None
     domain: DomainGroups = None
+    folder: FolderGroups = None
 
 
-# --- extract:, evaluate:, figures:, compare: ----------------------------------------------
+# --- extract:, evaluate:, figures:, compare:, encode: -------------------------------------
 
 
 class ExtractParams(Block):
@@ -186,8 +194,8 @@ class ExtractParams(Block):
 
 
 class Interpolation(Block):
-    from_type: str = None
-    to_type: str = None
+    from_type: str | None = None  # null: the first structured group type
+    to_type: str | None = None  # null: the second (or the random groups)
     steps: int = Field(None, ge=2)
 
 
@@ -217,6 +225,23 @@ class FiguresParams(Block):
     seed: int = Field(None, ge=0)
 
 
+class EncodeParams(Block):
+    """``root`` may be null here (the shipped default): the encode node names it when unset."""
+
+    root: str | None = None
+    groups_csv: str | None = None
+    crop_size: int | None = Field(None, ge=1)
+    skip_bad_images: bool = None
+    groups_per_chunk: int = Field(None, ge=1)
+    progress: Any = None
+
+    @field_validator("progress")
+    @classmethod
+    def _progress(cls, value: Any) -> Any:
+        progress_mode(value, "encode.progress")
+        return value
+
+
 class CompareParams(Block):
     experiment: str = None
     filter: str = None
@@ -230,6 +255,7 @@ SCHEMAS: dict[str, type[Block]] = {
     "evaluate": EvaluateParams,
     "figures": FiguresParams,
     "compare": CompareParams,
+    "encode": EncodeParams,
 }
 
 
@@ -320,14 +346,27 @@ def check_group(group: str, values: Any) -> None:
         raise ValueError(str(err)) from None
 
 
-GROUPS = ("model", "train", "data", "groups", "extract", "evaluate", "figures", "compare")
+GROUPS = (
+    "model",
+    "train",
+    "data",
+    "groups",
+    "extract",
+    "evaluate",
+    "figures",
+    "compare",
+    "encode",
+)
 
 
 def check_parameters(params: dict[str, Any]) -> None:
     """Check every group present in ``params`` (``{"data": {...}, "groups": {...}, ...}``), then
-    what spans groups: the interpolation's group types against the evaluation groups."""
+    what spans groups: the evaluation groups ``data.source`` can build, and the interpolation's
+    group types against them."""
     for group in GROUPS:
         if group in params:
             check_group(group, params[group])
-    if "evaluate" in params and "groups" in params:
-        check_interpolation_types(params["evaluate"], params["groups"])
+    if "groups" in params and "data" in params:
+        strategy = evaluation_strategy(params["groups"], params["data"])
+        if "evaluate" in params:
+            check_interpolation_types(params["evaluate"], params["groups"], strategy)

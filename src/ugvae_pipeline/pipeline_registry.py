@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from ugvae_pipeline.pipelines import compare, evaluate, extract, grouping, ingestion, training
+from ugvae_pipeline.pipelines import (
+    compare,
+    encode,
+    evaluate,
+    extract,
+    grouping,
+    ingestion,
+    training,
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Stage pipelines, the ``train`` chain, ``__default__`` = every stage, and ``compare``
-    (reads the MLflow store; not part of the chain).
+    """Stage pipelines, the ``train`` chain, ``__default__`` = every stage, ``compare`` (reads
+    the MLflow store) and ``encode`` (one's own groups with the latest model); neither of the
+    last two is part of the chain or of ``__default__``.
 
     ``train`` = ingestion → grouping → training, so ``kedro run --pipeline=train`` works on a
     fresh clone. Stages are listed here rather than found with ``find_pipelines``: Kedro 1.7
@@ -26,4 +35,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines["train"] = stages["ingestion"] + stages["grouping"] + stages["training"]
     pipelines["__default__"] = sum(stages.values(), Pipeline([]))
     pipelines["compare"] = compare.create_pipeline()
+    pipelines["encode"] = encode.create_pipeline()
     return pipelines

@@ -84,3 +84,31 @@ def run_title(model_params: dict[str, Any], groups_params: dict[str, Any]) -> st
     """``<model.name>, trained on <how its training groups were formed>``, for every report."""
     name = configured_name(model_params)
     return f"{name}, trained on {describe_training_groups(name, *training_groups(model_params, groups_params))}"
+
+
+def run_name(
+    model_params: dict[str, Any],
+    groups_params: dict[str, Any],
+    data_params: dict[str, Any],
+    seed: Any,
+    pipelines: list[str] | None = None,
+) -> str:
+    """A run name that reads without opening the run: model (UG-VAE: ``-paper`` or
+    ``-variant``), data source, how the training groups were formed, seed, and the pipelines
+    when not the whole chain, e.g. ``ugvae-variant-mnist_embedded-random-s1``,
+    ``gmvae-mnist_embedded+uci_digits-mixed_domains-s2-train``."""
+    name = configured_name(model_params)
+    variant = model_variant(name, model_params)
+    label = name if variant == "-" else f"{name}-{'paper' if variant == 'paper' else 'variant'}"
+    source = data_params.get("source", "?")
+    if source == "mixed":
+        entries = (data_params.get("mixed") or {}).get("sources") or []
+        names = [
+            e if isinstance(e, str) else e.get("domain", e.get("source", "?")) for e in entries
+        ]
+        source = "+".join(map(str, names)) or source
+    strategy, _ = training_groups(model_params, groups_params)
+    parts = [label, str(source), strategy, f"s{seed}"]
+    if pipelines and pipelines != ["__default__"]:
+        parts.append("+".join(pipelines))
+    return "-".join(parts)

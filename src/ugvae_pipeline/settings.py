@@ -1,5 +1,9 @@
 """Project settings (https://docs.kedro.org/en/stable/configure/configuration_basics/)."""
 
+import warnings
+
+from omegaconf.resolvers import oc
+
 from ugvae_pipeline.hooks import (
     InterruptedRunHook,
     MlflowArtifactsHook,
@@ -8,6 +12,14 @@ from ugvae_pipeline.hooks import (
     ValidateParametersHook,
 )
 from ugvae_pipeline.session_store import UniqueVersionStore
+
+# Python warnings reach the user (conf/logging.yml), except these understood ones that a user
+# of this project cannot act on: Kedro and kedro-mlflow call OmegaConf's renamed resolver API,
+# and MLflow's SQLAlchemy store uses a loader strategy SQLAlchemy has deprecated.
+warnings.filterwarnings(
+    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
+)
+warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
 
 HOOKS = (
     MlflowSetupLockHook(),
@@ -26,4 +38,7 @@ CONFIG_LOADER_ARGS = {
     # An environment (conf/local, conf/celeba) overrides single keys of a parameter group
     # instead of replacing the whole group.
     "merge_strategy": {"parameters": "soft"},
+    # ${oc.env:NAME,default} in any configuration file: conf/base/mlflow.yml reads the tracking
+    # URI from MLFLOW_TRACKING_URI (a team's tracking server) and falls back to the project's SQLite
+    "custom_resolvers": {"oc.env": oc.env},
 }

@@ -59,23 +59,31 @@ def test_unreadable_image_fails_the_run_naming_the_file(project_copy):
     assert run.info.status == "FAILED"
 
 
-def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_copy, monkeypatch):
-    def ctrl_c(*args, **kwargs):
-        signal.raise_signal(signal.SIGINT)  # a real SIGINT, as from the terminal
+@pytest.mark.parametrize(
+    "sig, name",
+    [(signal.SIGINT, r"SIGINT \(Ctrl-C\)"), (signal.SIGTERM, "SIGTERM")],
+    ids=["ctrl_c", "sigterm"],
+)
+def test_a_signal_kills_the_run_keeping_artifacts_and_the_last_checkpoint(
+    project_copy, monkeypatch, sig, name
+):
+    def interrupt(*args, **kwargs):
+        signal.raise_signal(sig)  # a real signal, as from the terminal or a scheduler
 
     monkeypatch.setattr(
-        plotting, "component_samples_figure", ctrl_c
+        plotting, "component_samples_figure", interrupt
     )  # after training and its logging
-    handler = signal.getsignal(signal.SIGINT)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     params = {**TINY, "train": {**TINY["train"], "checkpoint_every": 1}}
-    with pytest.raises(
-        RunInterrupted, match=r"SIGINT \(Ctrl-C\) during node plot_training_figures"
-    ):
+    with pytest.raises(RunInterrupted, match=rf"{name} during node plot_training_figures"):
         run_kedro(project_copy, "train", params)
-    assert signal.getsignal(signal.SIGINT) is handler  # the session's handler is restored
+    assert {
+        s: signal.getsignal(s) for s in handlers
+    } == handlers  # the session's handlers are restored
 
     client, (run,) = _runs(project_copy)
     assert run.info.status == "KILLED"
+    assert run.data.tags["killed_by"] == name.replace("\\", "")
     logged = [a.path for a in client.list_artifacts(run.info.run_id, "history")]
     assert logged == ["history/training_history.csv"]
     assert "train_loss" in run.data.metrics
@@ -138,8 +146,16 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
         # a full run would train, then fail at the evaluation: class groups are named label=<k>
         (
             "__default__",
-            {"groups": {"evaluation": {"strategy": "class"}}},
+            {
+                "groups": {"evaluation": {"strategy": "class"}},
+                "evaluate": {"interpolation": {"from_type": "even", "to_type": "odd"}},
+            },
             r"evaluate.interpolation.from_type='even' is not a class group type: class groups are named 'label=<value>'",
+        ),
+        (  # the README's own-data command with a strategy an unlabelled folder cannot build
+            "train",
+            {"data": {"source": "image_folder"}, "groups": {"evaluation": {"strategy": "series"}}},
+            r"groups.evaluation.strategy=series cannot be built from data.source=image_folder",
         ),
         (
             "evaluate",
@@ -159,6 +175,7 @@ def test_ctrl_c_kills_the_run_keeping_artifacts_and_the_last_checkpoint(project_
         "beta_vae_beta",
         "extract_progress",
         "interpolation_types",
+        "source_strategy",
         "evaluate_alone",
     ],
 )

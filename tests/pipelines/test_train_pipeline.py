@@ -53,6 +53,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     experiment = client.get_experiment_by_name("ugvae_pipeline")
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
+    assert run.info.run_name == "ugvae-variant-mnist_embedded-random-s1-train"  # reads at a glance
     params = run.data.params
     assert params["train.epochs"] == "2"
     assert params["model.dim_beta"] == "6"

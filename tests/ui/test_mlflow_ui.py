@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.conftest import kedro_cli, run_kedro
-from tests.ui.browser import free_port, publish, render, screenshot_path
+from tests.conftest import kedro_cli, mlflow_server_process, run_kedro
+from tests.ui.browser import publish, render, screenshot_path
 
 TINY = {
     "train": {"epochs": 1, "group_size": 32, "progress": "log", "learning_rate": 0.005},
@@ -49,48 +45,9 @@ def mlflow_server(project_copy):
     """Two train runs with different parameters in the copy's store, served by `mlflow server`."""
     run_kedro(project_copy, "train", TINY)
     # a second run from the command line: in-process, kedro-mlflow would reuse the run id
-    kedro_cli(project_copy, "--pipeline=train", "--params", CLI_PARAMS)
-    port = free_port()
-    log = open(project_copy / "mlflow-server.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{project_copy / 'mlflow.db'}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=project_copy,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert server.poll() is None, (project_copy / "mlflow-server.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=5).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
-                time.sleep(0.5)
+    kedro_cli(project_copy, "--pipelines=train", "--params", CLI_PARAMS)
+    with mlflow_server_process(f"sqlite:///{project_copy / 'mlflow.db'}", project_copy) as base:
         yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):

@@ -109,8 +109,13 @@ def build_image_cache(
     crop_size: int | None = None,
     skip_bad_images: bool = False,
     desc: str = "decode",
+    skip_parameter: str = "skip_bad_images: true",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``paths`` into a preallocated uint8 cache ``[N_ok, C, S, S]``.
+
+    Every image the pipelines read goes through here (ingestion of each source and the
+    ``encode`` pipeline), so a model always sees its images decoded the same way.
+    ``skip_parameter`` is the setting a bad file's error tells the user to set.
 
     Returns:
         The cache (rows in the order of ``paths``, bad files left out) and a bool mask ``[N]``
@@ -130,9 +135,7 @@ def build_image_cache(
             cache[filled] = decode_image(path, mode, image_size, crop_size)
         except ValueError as err:
             if not skip_bad_images:
-                raise ValueError(
-                    f"{err}. Remove or fix the file, or set skip_bad_images: true"
-                ) from err
+                raise ValueError(f"{err}. Remove or fix the file, or set {skip_parameter}") from err
             bad.append(str(path))
         else:
             kept[position], filled = True, filled + 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ugvae_pipeline.evaluation.encoding import GroupCodes
+from ugvae_pipeline.evaluation.encoding import GroupCodes, RaggedGroupCodes
 
 
 def _columns(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -17,7 +17,9 @@ def _columns(prefix: str, values: np.ndarray) -> dict[str, np.ndarray]:
     return {f"{prefix}_{i:0{width}d}": values[..., i] for i in range(values.shape[-1])}
 
 
-def global_code_table(codes: GroupCodes, group_metadata: pd.DataFrame) -> pd.DataFrame:
+def global_code_table(
+    codes: GroupCodes | RaggedGroupCodes, group_metadata: pd.DataFrame
+) -> pd.DataFrame:
     """One row per group: its metadata (without member lists) and μ_β, σ²_β."""
     meta = group_metadata.drop(columns=[c for c in ("member_labels",) if c in group_metadata])
     values = {
@@ -51,6 +53,16 @@ def local_code_table(
         **_columns("mixture_prob", probs),
     }
     table = pd.concat([table, pd.DataFrame(values)], axis=1)
+    table["component"] = probs.argmax(-1)
+    return table
+
+
+def image_code_table(codes: RaggedGroupCodes, image_metadata: pd.DataFrame) -> pd.DataFrame:
+    """One row per image of groups of any sizes: its metadata (e.g. group, file, position),
+    μ_z, π and the most probable component."""
+    probs = codes.mixture_probs
+    values = {**_columns("local_mean", codes.local_code), **_columns("mixture_prob", probs)}
+    table = pd.concat([image_metadata.reset_index(drop=True), pd.DataFrame(values)], axis=1)
     table["component"] = probs.argmax(-1)
     return table
 

@@ -161,17 +161,24 @@ def latent_traversals(
     between the first image of each (each row a fixed local code); the per-component sweep.
     Models without a global latent or mixture components get the same figures on what they
     have (``figures.interpolation_grid``, ``figures.component_sweep``)."""
-    params = evaluate_params["interpolation"]
+    params = dict(evaluate_params["interpolation"])
     types = global_codes["group_type"]
     available = sorted(types.unique())
+    # unset (null): the first two structured types in table order, else the random groups
+    ordered = [t for t in pd.unique(types) if t != RANDOM] + [RANDOM]
+    defaults = iter(t for t in ordered if t in available)
     for key in ("from_type", "to_type"):
-        if params[key] not in available:
+        if params.get(key) is None:
+            params[key] = next(defaults, available[0])
+        elif params[key] not in available:
             raise ValueError(
                 f"evaluate.interpolation.{key}={params[key]!r} is not an evaluation group type; "
                 f"choose one of {available}"
             )
     group_a = global_codes[types == params["from_type"]].iloc[0]
-    group_b = global_codes[types == params["to_type"]].iloc[0]
+    group_b = global_codes[types == params["to_type"]].iloc[
+        int(params["from_type"] == params["to_type"])
+    ]
     beta_a = code_matrix(group_a.to_frame().T, "global_mean")[0]
     beta_b = code_matrix(group_b.to_frame().T, "global_mean")[0]
     z_a, z_b = (

@@ -15,7 +15,7 @@ from ugvae_pipeline.data.grouping import (
     random_groups,
     split_indices,
 )
-from ugvae_pipeline.data.grouping.strategies import EVALUATION_STRATEGIES
+from ugvae_pipeline.data.grouping.strategies import EVALUATION_STRATEGIES, evaluation_strategy
 from ugvae_pipeline.models.registry import configured_name
 from ugvae_pipeline.runs import training_groups
 
@@ -68,19 +68,22 @@ def build_heldout_groups(
 
 
 def build_evaluation_groups(
-    image_metadata: pd.DataFrame, groups_params: dict
+    image_metadata: pd.DataFrame, groups_params: dict, data_params: dict
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Structured evaluation groups ``[n, B]`` plus random ones, and their table.
 
     All come from the images of ``groups.evaluation.split``: ``test`` (every reported score) or
     ``validation`` (choosing model options; use other seeds there too).
     ``groups.evaluation.strategy`` picks the structured groups (their parameters are the
-    ``groups.<strategy>`` block); ``groups.evaluation.random`` appends random groups
+    ``groups.<strategy>`` block; ``auto``: the groups ``data.source`` can build); ``groups.evaluation.random`` appends random groups
     (``group_type`` ``random``), the unstructured reference. The table keeps per group its
     strategy, type and, for labelled sources, the labels of its members (evaluation only).
     """
     evaluation = groups_params["evaluation"]
-    strategy, split = evaluation["strategy"], evaluation.get("split", "test")
+    strategy, split = (
+        evaluation_strategy(groups_params, data_params),
+        evaluation.get("split", "test"),
+    )
     groups, table = EVALUATION_STRATEGIES[strategy](image_metadata, groups_params[strategy], split)
     n_random = (evaluation.get("random") or {}).get("n_groups") or 0
     if n_random:

@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 build_evaluation_groups,
-                inputs=["image_metadata", "params:groups"],
+                inputs=["image_metadata", "params:groups", "params:data"],
                 outputs=["evaluation_groups", "evaluation_group_metadata"],
                 name="build_evaluation_groups",
             ),
