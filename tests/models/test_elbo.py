@@ -10,6 +10,9 @@ from ugvae_pipeline.models import UGVAE, UGVAEConfig, product_of_gaussians
 
 CONFIGS = {
     "mlp28": UGVAEConfig(architecture="mlp28", image_size=28, dim_z=4, dim_beta=3, n_components=5),
+    "conv28": UGVAEConfig(
+        architecture="conv28", image_size=28, dim_z=4, dim_beta=3, n_components=5
+    ),
     "conv64": UGVAEConfig(
         architecture="conv64",
         channels=3,
@@ -34,7 +37,12 @@ def independent_negative_elbo(model: UGVAE, x: torch.Tensor, seed: int) -> dict[
     eps_z = torch.randn_like(local_mean)
     z = local_mean + eps_z * local_var.sqrt()
     probs = torch.softmax(model.mixture_encoder(z), -1)
-    factors = model.global_encoder(torch.cat([h, probs], -1))
+    # each image's factor of q(beta | X): from [h; pi], pi alone or h alone; its log-variance
+    # predicted with the mean, or one learned value per beta dimension shared by all images
+    factor_input = {"features_and_probs": torch.cat([h, probs], -1), "probs": probs, "features": h}
+    factors = model.global_encoder(factor_input[cfg.global_factor_input])
+    if cfg.global_factor_variance == "shared":
+        factors = torch.cat([factors, model.global_factor_log_var.expand_as(factors)], -1)
     eps_beta = torch.randn(g, cfg.dim_beta, dtype=x.dtype)
     priors = model.component_priors
     for gi in range(g):
@@ -55,28 +63,50 @@ def independent_negative_elbo(model: UGVAE, x: torch.Tensor, seed: int) -> dict[
             component.append(
                 Normal(out[: cfg.dim_z], torch.exp(torch.tanh(out[cfg.dim_z :])).sqrt())
             )
-        uniform = Categorical(
-            probs=torch.full((cfg.n_components,), 1.0 / cfg.n_components, dtype=x.dtype)
-        )
+        if cfg.mixture_prior == "global":  # p(d | beta) = Cat(softmax(W beta + b))
+            p_d = Categorical(
+                logits=beta @ model.mixture_weights.weight.T + model.mixture_weights.bias
+            )
+        else:  # the paper's Cat(1/K)
+            p_d = Categorical(
+                probs=torch.full((cfg.n_components,), 1.0 / cfg.n_components, dtype=x.dtype)
+            )
         for i in range(b):
             x_mean = model.decoder(torch.cat([z[gi, i], beta]).unsqueeze(0))[0]
             terms["reconstruction"] -= Normal(x_mean, math.sqrt(cfg.var_x)).log_prob(x[gi, i]).sum()
             q_z = Normal(local_mean[gi, i], local_var[gi, i].sqrt())
             for k in range(cfg.n_components):
                 terms["local_kl"] += probs[gi, i, k] * kl_divergence(q_z, component[k]).sum()
-            terms["mixture_kl"] += kl_divergence(Categorical(probs=probs[gi, i]), uniform)
+            terms["mixture_kl"] += kl_divergence(Categorical(probs=probs[gi, i]), p_d)
     result = {name: float(value) / (g * b) for name, value in terms.items()}
     result["loss"] = sum(result.values())
     return result
 
 
+OPTIONS = {  # the paper's options, then each option of the project's variant, then all of them
+    "paper": {},
+    "global_prior_factor": {"global_prior_factor": True},
+    "probs_factors": {"global_factor_input": "probs"},
+    "features_factors": {"global_factor_input": "features"},
+    "shared_variance": {"global_factor_variance": "shared"},
+    "mixture_prior_global": {"mixture_prior": "global"},
+    "variant": {
+        "global_factor_input": "probs",
+        "global_factor_variance": "shared",
+        "mixture_prior": "global",
+    },
+}
+
+
 @pytest.mark.parametrize("arch", sorted(CONFIGS))
-@pytest.mark.parametrize("prior_factor", [False, True])
-def test_elbo_matches_torch_distributions(arch, prior_factor):
-    cfg = CONFIGS[arch]
-    cfg = UGVAEConfig.from_dict({**cfg.to_dict(), "global_prior_factor": prior_factor})
+@pytest.mark.parametrize("options", sorted(OPTIONS))
+def test_elbo_matches_torch_distributions(arch, options):
+    cfg = UGVAEConfig.from_dict({**CONFIGS[arch].to_dict(), **OPTIONS[options]})
     torch.manual_seed(0)
     model = UGVAE(cfg).double().eval()
+    if model.global_factor_log_var is not None:  # not its zero start: a value that can be wrong
+        with torch.no_grad():
+            model.global_factor_log_var.normal_(0.0, 0.5)
     x = torch.rand(2, 3, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.float64)
     torch.manual_seed(123)
     with torch.no_grad():
