@@ -56,10 +56,10 @@ def train(
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     """Train with Adam on a group plan; return the model (CPU, eval mode) and its history.
 
-    With ``config.devices > 1`` this spawns that many data-parallel processes and returns
-    what the first one trained. Called inside an initialised process group (``torchrun``,
-    or the spawned processes), it trains this process's share and returns ``None`` on every
-    process but rank 0, so only rank 0 writes outputs.
+    Called inside an initialised process group (``torchrun``, or the processes that
+    ``distributed.spawn_training`` starts for ``config.devices > 1``), it trains this process's
+    share and returns ``None`` on every process but rank 0, so only rank 0 writes outputs.
+    ``config.devices > 1`` outside a process group is an error naming both ways.
 
     Args:
         model: a UG-VAE (a module with a ``config`` whose forward takes ``(x, noise)`` and
