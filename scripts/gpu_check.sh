@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The GPU checks in one run, for a machine with a CUDA device (e.g. the device tool's GPU
-# machine): the GPU tests, then the benchmark table on the GPU in bf16 (eager, every
+# The GPU checks in one run, for a machine with a CUDA device: the GPU tests, then the benchmark table on the GPU in bf16 (eager, every
 # architecture and groups-per-step value) and compiled (conv64, 8 groups per step: the
-# issue's >= 10x target row). Each part has its own time limit (200 + 150 + 200 s at most);
+# >= 10x-the-anchor target row). Each part has its own time limit (200 + 150 + 200 s at most);
 # each benchmark writes its table after every configuration, so a part cut short keeps its rows.
 #
 # Needs python3 with torch (CUDA), numpy, pandas and pytest only: no Kedro, MLflow or

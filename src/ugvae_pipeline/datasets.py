@@ -77,7 +77,7 @@ class _VersionedFileDataset(AbstractVersionedDataset):
             else:
                 self._fs.mv(partial, path)
         except BaseException:
-            with contextlib.suppress(OSError, FileNotFoundError):
+            with contextlib.suppress(Exception):  # the original error is the one to see
                 self._fs.rm(partial)
             raise
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))

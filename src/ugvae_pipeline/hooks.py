@@ -138,7 +138,9 @@ class InterruptedRunHook:
 
     @hook_impl(trylast=True)  # after every other hook that could fail before the runner starts
     def before_pipeline_run(self) -> None:
-        self._run_id = self._node = None
+        self._node = None
+        run = mlflow.active_run()  # a signal before the first node still finds its run
+        self._run_id = run.info.run_id if run is not None else None
         if threading.current_thread() is threading.main_thread():
             self._previous_handlers = {sig: signal.signal(sig, self._interrupt) for sig in SIGNALS}
 

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ugvae_pipeline.data.grouping.strategies import AUTO_STRATEGY  # noqa: E402
 from ugvae_pipeline.models.registry import DEFAULT_MODEL  # noqa: E402
 from ugvae_pipeline.runs import (  # noqa: E402
     PAPER_ARCHITECTURES,
@@ -53,13 +54,17 @@ def _dataset(source: str, mixed_sources: str) -> str:
 
 def _evaluation_groups(runs: pd.DataFrame) -> list[str]:
     """``series``, ``series(all digits)`` for the harder series, `` [validation]`` when the
-    groups were validation groups (choosing options), never mixed with test groups."""
+    groups were validation groups (choosing options), never mixed with test groups; ``auto``
+    as the run resolved it for its data source."""
     labels = []
-    for strategy, digits, split in zip(
+    for strategy, source, digits, split in zip(
         _param(runs, "groups.evaluation.strategy", "?"),
+        _param(runs, "data.source", "?"),
         _param(runs, "groups.series.digits", "first_256"),
         _param(runs, "groups.evaluation.split", "test"),
     ):
+        if strategy == "auto":
+            strategy = AUTO_STRATEGY.get(source, "auto")
         label = (
             "series(all digits)"
             if strategy == "series" and digits == "all_of_first_256_numbers"

@@ -7,7 +7,8 @@ strategy's own columns: ``attribute``/``value``, ``domain``/``fraction_a``...).
 
 Every strategy draws with vectorised numpy indexing from a seeded ``np.random.default_rng``;
 evaluation groups come from one split's images only (``test``, or ``validation`` to choose
-options). A group never holds the same image twice; different groups may share images when a
+options). A group never holds the same image twice (series groups excepted: each digit draws an
+image of its class with replacement); different groups may share images when a
 pool is small.
 
 One module per kind of group, and this package re-exports their functions:

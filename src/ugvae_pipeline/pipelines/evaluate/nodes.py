@@ -166,10 +166,11 @@ def latent_traversals(
     available = sorted(types.unique())
     # unset (null): the first two structured types in table order, else the random groups
     ordered = [t for t in pd.unique(types) if t != RANDOM] + [RANDOM]
-    defaults = iter(t for t in ordered if t in available)
+    chosen = {params.get(key) for key in ("from_type", "to_type")}
+    defaults = iter(t for t in ordered if t in available and t not in chosen)
     for key in ("from_type", "to_type"):
         if params.get(key) is None:
-            params[key] = next(defaults, available[0])
+            params[key] = next(defaults, params.get("from_type") or available[0])
         elif params[key] not in available:
             raise ValueError(
                 f"evaluate.interpolation.{key}={params[key]!r} is not an evaluation group type; "

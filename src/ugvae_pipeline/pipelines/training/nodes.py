@@ -26,7 +26,7 @@ def check_images_fit_model(images_shape: tuple[int, ...], config) -> None:
             f"the images are {c}x{h}x{w} (C x H x W) but the model is configured for "
             f"{config.channels}x{config.image_size}x{config.image_size} ({config.architecture}); "
             f"set model.channels={c} and a model.architecture for {h}x{w} images, "
-            f"or data.image_size to the architecture's size"
+            f"or data.image_folder.image_size / data.celeba.image_size to the architecture's size"
         )
 
 
