@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 from collections.abc import Iterator
 from copy import deepcopy
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
 import numpy as np
-from kedro.io import AbstractVersionedDataset
+from kedro.io import AbstractDataset, AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version, get_filepath_str, get_protocol_and_path
 from kedro_datasets.matplotlib import MatplotlibDataset
 
 from ugvae_pipeline.models.io import load_model, save_model
+
+log = logging.getLogger(__name__)
 
 
 class _VersionedFileDataset(AbstractVersionedDataset):
@@ -151,3 +154,74 @@ class FigureDataset(MatplotlibDataset):
         load_path = get_filepath_str(self._get_load_path(), self._protocol)
         with self._fs.open(load_path, mode="rb") as png:
             return png.read()
+
+
+class MlflowGroupCodesModelDataset(AbstractDataset):
+    """Logs a trained model to the active MLflow run as a servable pyfunc model
+    (``serving.GroupCodesModel``: groups of images in, their codes out) with its signature and
+    this package as code, and registers it in the tracking store's Model Registry under the
+    model's ``model.name`` (one registered model per name), the run's parameters as the
+    version's tags. Without an active run (tracking off) it logs nothing, with a warning.
+
+    Args:
+        name: the model's artifact name in the run.
+        pip_requirements: what a fresh environment installs to load it.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "group_codes",
+        pip_requirements: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._name = name
+        self._pip_requirements = pip_requirements
+        self._logged_uri: str | None = None
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"name": self._name, "logged": self._logged_uri}
+
+    def save(self, model) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        from ugvae_pipeline.models.registry import model_name
+        from ugvae_pipeline.serving import GroupCodesModel
+
+        run = mlflow.active_run()
+        if run is None:
+            log.warning("no active MLflow run: the servable model is not logged")
+            return
+        wrapper = GroupCodesModel(model)
+        package = str(Path(__file__).resolve().parent)  # ugvae_pipeline, shipped as code
+        registered = model_name(model)
+        info = mlflow.pyfunc.log_model(
+            name=self._name,
+            python_model=wrapper,
+            signature=wrapper.signature(),
+            code_paths=[package],
+            pip_requirements=self._pip_requirements,
+            registered_model_name=registered,
+        )
+        self._logged_uri = info.model_uri
+        client = MlflowClient()
+        version = info.registered_model_version
+        for key, value in client.get_run(run.info.run_id).data.params.items():
+            client.set_model_version_tag(registered, str(version), key, value)
+        log.info(
+            "logged the servable model %s, registered as %s version %s",
+            info.model_uri,
+            registered,
+            version,
+        )
+
+    def load(self):
+        import mlflow
+
+        if self._logged_uri is None:
+            raise DatasetError(
+                "the servable model is logged by a run, not read back: see MLflow's registry"
+            )
+        return mlflow.pyfunc.load_model(self._logged_uri)

@@ -73,8 +73,10 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
         "history/training_history.csv"
     ]
     logged = client.search_logged_models([experiment.experiment_id])
-    assert [m.name for m in logged] == ["ugvae"]
+    assert [m.name for m in logged] == ["group_codes"]  # the servable model
     assert logged[0].source_run_id == run.info.run_id
+    (version,) = client.search_model_versions("name='ugvae'")  # registered under model.name
+    assert version.run_id == run.info.run_id and version.tags["model.dim_beta"] == "6"
 
     # a second run from the command line, with other parameters, lands beside the first
     # and overwrites nothing

@@ -49,7 +49,8 @@ def train_model(
 
 
 def model_for_mlflow(model: torch.nn.Module) -> torch.nn.Module:
-    """The saved model, handed to the MLflow ``pytorch`` flavour dataset (loaded back from disk)."""
+    """The saved model (loaded back from disk), handed to the dataset that logs it to MLflow as a
+    servable pyfunc model and registers it."""
     return model
 
 
