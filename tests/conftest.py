@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.ui.browser import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,32 +121,33 @@ def run_kedro(project: Path, pipeline: str, params: dict) -> dict:
 
 
 @contextlib.contextmanager
-def mlflow_server_process(backend_store_uri: str, cwd: Path, *args: str):
-    """A real ``mlflow server`` on 127.0.0.1 over ``backend_store_uri`` (extra ``args``, e.g.
-    ``--artifacts-destination``); yields its base URL once ``/health`` answers."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    log = open(cwd / "mlflow-server.log", "w")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args]
+def server_process(
+    command: list[str], port: int, ready: str, cwd: Path, env: dict | None = None, wait: float = 120
+):
+    """A real server ``command`` listening on 127.0.0.1:``port``, its output in ``cwd``; yields
+    its base URL once ``ready`` (a path, e.g. ``/health``) answers within ``wait`` seconds, and
+    stops it after."""
+    log_path = cwd / f"server-{port}.log"
+    log = open(log_path, "w")
     server = subprocess.Popen(
         command,
         cwd=cwd,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"},
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + wait
         while True:
-            assert server.poll() is None, (cwd / "mlflow-server.log").read_text()[-3000:]
+            assert server.poll() is None, log_path.read_text()[-3000:]
             try:
-                urllib.request.urlopen(f"{base}/health", timeout=5).read()
+                urllib.request.urlopen(f"{base}{ready}", timeout=5).read()
                 break
             except OSError:
-                assert time.monotonic() < deadline, "mlflow server did not answer within 120 s"
+                assert time.monotonic() < deadline, (
+                    f"{command[:5]} did not answer within {wait:.0f} s"
+                )
                 time.sleep(0.5)
         yield base
     finally:
@@ -155,3 +157,12 @@ def mlflow_server_process(backend_store_uri: str, cwd: Path, *args: str):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+def mlflow_server_process(backend_store_uri: str, cwd: Path, *args: str):
+    """A real ``mlflow server`` on 127.0.0.1 over ``backend_store_uri`` (extra ``args``, e.g.
+    ``--artifacts-destination``); yields its base URL once ``/health`` answers."""
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", *args]
+    return server_process(command, port, "/health", cwd)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,15 +15,10 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from tests.conftest import DEFAULT_TINY, cli_params, kedro_cli
+from tests.conftest import DEFAULT_TINY, cli_params, kedro_cli, server_process
+from tests.ui.browser import free_port
 
 SIZES = {"threes": 5, "mixed": 3}  # groups of different sizes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _post(url: str, payload: dict) -> dict:
@@ -67,65 +59,23 @@ def test_the_registered_model_serves_the_codes_the_encode_pipeline_computes(proj
         )[-1]
     )
 
-    port = _free_port()
+    port = free_port()
     bin_dir = str(Path(sys.executable).parent)  # the scoring server's uvicorn
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": store,
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-    }
-    log = open(tmp_path / "serve.log", "w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            "models:/ugvae/1",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp_path,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{base}/ping", timeout=5).read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, (
-                    "mlflow models serve did not answer within 180 s"
-                )
-                time.sleep(0.5)
+    env = {"MLFLOW_TRACKING_URI": store, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/ugvae/1"]
+    command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with server_process(command, port, "/ping", tmp_path, env, wait=180) as base:
         columns = ["group"] + [f"pixel_{i:05d}" for i in range(28 * 28)]
         rows = [
             [group] + list(images[index, 0].reshape(-1) / 255.0)
             for group, idx in picks.items()
             for index in idx
         ]
-        answer = _post(
-            f"{base}/invocations", {"dataframe_split": {"columns": columns, "data": rows}}
-        )
+        frame = {"columns": columns, "data": rows}
+        answer = _post(f"{base}/invocations", {"dataframe_split": frame})
         local = _post(
-            f"{base}/invocations",
-            {"dataframe_split": {"columns": columns, "data": rows}, "params": {"codes": "local"}},
+            f"{base}/invocations", {"dataframe_split": frame, "params": {"codes": "local"}}
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
     served = pd.DataFrame(answer["predictions"]).set_index("group")
     assert served["n_images"].to_dict() == SIZES
