@@ -187,6 +187,10 @@ def test_an_unquoted_off_is_the_off_progress_mode():
             {"image_folder": {"test_fraction": 0.9}},
             "data.image_folder.validation_fraction + data.image_folder.test_fraction",
         ),
+        (  # uci_digits takes the top-level fractions it leaves out, as ingestion does
+            {"validation_fraction": 0.5, "uci_digits": {"test_fraction": 0.5}},
+            "data.uci_digits.validation_fraction + data.uci_digits.test_fraction must be below 1",
+        ),
         ({"split_seed": -1}, "data.split_seed must be an integer >= 0, got -1"),
         (
             {"image_folder": {"image_size": 0}},

@@ -71,6 +71,10 @@ class MixedBlock(Block):
     sources: list[str | dict[str, Any]] = None
 
 
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 class DataParams(Splits):
     source: Literal[tuple(SOURCES)] = None  # type: ignore[valid-type]
     mnist: MnistBlock = None
@@ -81,16 +85,21 @@ class DataParams(Splits):
 
     @model_validator(mode="after")
     def _fractions_leave_training_images(self) -> DataParams:
-        for prefix, block in (
-            ("data", self),
-            ("data.image_folder", self.image_folder),
-            ("data.uci_digits", self.uci_digits),
+        # what ingestion uses where a block leaves a fraction out: the loaders' defaults (0.1,
+        # 0.2), and for uci_digits the top-level data.* fractions first (data/sources.py)
+        top = (_given(self.validation_fraction, 0.1), _given(self.test_fraction, 0.2))
+        for prefix, block, defaults in (
+            ("data", self, (0.1, 0.2)),
+            ("data.image_folder", self.image_folder, (0.1, 0.2)),
+            ("data.uci_digits", self.uci_digits, top),
         ):
             if block is not None and (
                 block.validation_fraction is not None or block.test_fraction is not None
             ):
                 check_fractions(
-                    block.validation_fraction or 0.1, block.test_fraction or 0.2, prefix
+                    _given(block.validation_fraction, defaults[0]),
+                    _given(block.test_fraction, defaults[1]),
+                    prefix,
                 )
         return self
 
