@@ -242,3 +242,11 @@ def test_label_group_plan_names_an_empty_column():
         match="'hair' has no value on any training image: set groups.training.label_column",
     ):
         label_group_plan(metadata, "hair", 2, 1, 0)
+
+
+def test_folder_groups_without_an_image_folder_name_the_column_they_need():
+    from ugvae_pipeline.data.grouping.strategies import EVALUATION_STRATEGIES
+
+    digits = image_table(np.repeat(np.arange(2), 10), np.array(["test"] * 20), "digits")
+    with pytest.raises(ValueError, match=r"strategy=folder needs a 'folder' metadata column"):
+        EVALUATION_STRATEGIES["folder"](digits, {"n_groups": 1, "group_size": 2, "seed": 0}, "test")

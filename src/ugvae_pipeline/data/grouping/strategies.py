@@ -49,6 +49,11 @@ def _keyword(function: Callable[..., Any]) -> GroupBuilder:
 def _folders(metadata: pd.DataFrame, params: dict, split: str) -> tuple[np.ndarray, pd.DataFrame]:
     """Groups whose members share a top-level sub-folder (``folder`` column) of an image folder;
     none (only the random reference groups) when fewer than two sub-folders can fill a group."""
+    if "folder" not in metadata.columns:
+        raise ValueError(
+            "groups.evaluation.strategy=folder needs a 'folder' metadata column: an image_folder "
+            f"source (alone or in data.mixed.sources); columns: {list(metadata.columns)}"
+        )
     size = params["group_size"]
     in_split = metadata.loc[metadata["split"] == split, "folder"].dropna()
     counts = in_split[in_split != ""].value_counts()
