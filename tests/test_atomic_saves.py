@@ -3,11 +3,14 @@ file under the version's name, and the next pipeline runs on the previous comple
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,30 +26,64 @@ import numpy as np
 from kedro.io.core import Version
 from ugvae_pipeline.datasets import NumpyArrayDataset
 dataset = NumpyArrayDataset(filepath=sys.argv[1], version=Version(None, sys.argv[2]))
-dataset.save(np.ones((3000, 1, 512, 512), dtype=np.uint8))  # 786 MB, written in chunks
+dataset.save(np.zeros((3000, 1, 512, 512), dtype=np.int64))  # 6.3 GB, written in chunks
+"""
+BUILD_A_LARGE_CACHE_ENTRY = """
+import json, sys
+import numpy as np
+from ugvae_pipeline.data.cache import ImageCache
+from ugvae_pipeline.data.sources import load_source
+params = json.loads(sys.argv[2])  # the data: parameters the entry was built from
+def build(params):  # the real entry's key, but an image set too large to finish in time
+    _, metadata = load_source(params)
+    return np.zeros((40000, 1, 512, 512), dtype=np.uint8), metadata  # 10.5 GB
+ImageCache(sys.argv[1]).load_or_build(params, build)
 """
 
 
-@pytest.mark.slow
-def test_a_save_killed_midway_leaves_the_previous_version_and_the_next_run_works(project_copy):
-    kedro_cli(project_copy, "--pipelines=ingestion")  # a complete images.npy version
-    cache = project_copy / "data" / "02_intermediate" / "images.npy"
-    (good,) = cache.glob("*/images.npy")
-    saver = subprocess.Popen([sys.executable, "-c", SAVE_A_LARGE_ARRAY, str(cache), KILLED_VERSION])
-    killed = cache / KILLED_VERSION
+def _kill_when_written(process: subprocess.Popen, pattern: Path) -> None:
+    """SIGKILL ``process`` once a file matching ``pattern`` holds 50 MB, as a scheduler would."""
     deadline = time.monotonic() + 120
-    while not any(p.stat().st_size > 50_000_000 for p in killed.glob(".*partial*")):
-        assert saver.poll() is None, "the save ended before it could be killed"
+    while not any(p.stat().st_size > 50_000_000 for p in pattern.parent.glob(pattern.name)):
+        assert process.poll() is None, "the save ended before it could be killed"
         assert time.monotonic() < deadline, "the save did not start within 120 s"
         time.sleep(0.01)
-    os.kill(saver.pid, signal.SIGKILL)  # mid-save, as a scheduler's kill would
-    saver.wait()
-    assert not (killed / "images.npy").exists()  # only the partial file, never the version's name
-    latest = NumpyArrayDataset(filepath=str(cache), version=Version(None, None)).load()
-    assert latest.shape == np.load(good).shape
-    # the next pipeline reads the last complete version and trains
-    kedro_cli(project_copy, "--pipelines=grouping,training", "--params", cli_params(DEFAULT_TINY))
-    assert list((project_copy / "data" / "06_models" / "model.pt").glob("*/model.pt"))
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.mark.slow
+def test_saves_killed_midway_leave_complete_files_and_the_next_run_works(project_copy):
+    kedro_cli(project_copy, "--pipelines=ingestion,grouping", "--params", cli_params(DEFAULT_TINY))
+    data = project_copy / "data"
+    cache = data / "02_intermediate" / "image_cache"
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    params = json.loads((entry / "manifest.json").read_text())["parameters"]
+    shutil.rmtree(entry)  # the next ingestion must build it again: kill that build midway
+    builder = subprocess.Popen(
+        [sys.executable, "-c", BUILD_A_LARGE_CACHE_ENTRY, str(cache), json.dumps(params)],
+        cwd=project_copy,
+    )
+    _kill_when_written(builder, cache / f".{entry.name}.partial-{builder.pid}" / "images.npy")
+    assert not entry.exists()  # no entry under its key, only the temporary folder
+
+    groups = data / "03_primary" / "train_groups.npy"
+    (good,) = groups.glob("*/train_groups.npy")
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVE_A_LARGE_ARRAY, str(groups), KILLED_VERSION]
+    )
+    killed = groups / KILLED_VERSION
+    _kill_when_written(saver, killed / ".train_groups.npy.partial-*")
+    assert not (killed / "train_groups.npy").exists()  # never a partial file under the name
+    latest = NumpyArrayDataset(filepath=str(groups), version=Version(None, None)).load()
+    np.testing.assert_array_equal(latest, np.load(good))
+
+    # the next pipelines build the cache entry afresh (clearing the dead build's folder) and
+    # train on the last complete group plan
+    kedro_cli(project_copy, "--pipelines=ingestion,training", "--params", cli_params(DEFAULT_TINY))
+    assert (entry / "images.npy").is_file() and not list(cache.glob(".*partial*"))
+    assert np.load(entry / "images.npy", mmap_mode="r").shape == (5000, 1, 28, 28)
+    assert list((data / "06_models" / "model.pt").glob("*/model.pt"))
 
 
 def test_a_truncated_file_from_elsewhere_is_named_with_the_fix(tmp_path):

@@ -51,7 +51,7 @@ def test_a_kedro_run_saves_under_the_claimed_version(project_copy):
     (project_copy / ".kedro_save_version").write_text(taken)
     run_kedro(project_copy, "ingestion", {"data": {"source": "uci_digits"}})
     versions = [
-        path.name for path in (project_copy / "data" / "02_intermediate" / "images.npy").iterdir()
+        path.name for path in (project_copy / "data" / "02_intermediate" / "images.json").iterdir()
     ]
     assert versions == [next_version(taken)]
     assert (project_copy / ".kedro_save_version").read_text() == next_version(taken)

@@ -1,4 +1,5 @@
-"""Kedro datasets for the project's artifacts: uint8/int arrays, trained models, figures.
+"""Kedro datasets for the project's artifacts: uint8/int arrays, the image cache, trained
+models, figures.
 
 Both are versioned like any Kedro dataset (``versioned: true`` in the catalog) and never
 unpickle: arrays are ``.npy`` files loaded with ``allow_pickle=False`` (memory-mapped on the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from kedro.io import AbstractDataset, AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version, get_filepath_str, get_protocol_and_path
 from kedro_datasets.matplotlib import MatplotlibDataset
 
+from ugvae_pipeline.data.cache import ImageCache
 from ugvae_pipeline.models.io import load_model, save_model
 
 log = logging.getLogger(__name__)
@@ -128,6 +131,75 @@ class NumpyArrayDataset(_VersionedFileDataset):
         # Streamed into the file (numpy writes large arrays in chunks): no in-memory copy.
         with self._open_for_write() as handle:
             np.save(handle, np.asarray(data), allow_pickle=False)
+
+
+class ImageCacheFolder(AbstractDataset):
+    """The folder of decoded image caches (``data/cache.py``), loaded as an ``ImageCache`` for
+    the ingestion node to reuse or fill. Entries are named by content key, never replaced."""
+
+    def __init__(self, *, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = path
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path}
+
+    def load(self) -> ImageCache:
+        return ImageCache(self._path)
+
+    def save(self, data: Any) -> None:
+        raise DatasetError("the image cache folder is filled by ImageCache, not saved to")
+
+
+class CachedImagesDataset(_VersionedFileDataset):
+    """Images kept in the image cache: each version is a small JSON record naming the cache
+    entry a run used (its key, file, shape), loaded as a read-only memory map of that entry.
+
+    Saving takes the memory map the cache returned (``np.load(..., mmap_mode="r")``) and
+    writes only the record, so a run that reuses the cache adds no image bytes.
+    """
+
+    def save(self, data: np.ndarray) -> None:
+        filename = getattr(data, "filename", None)
+        if not isinstance(data, np.memmap) or filename is None:
+            raise DatasetError(
+                "CachedImagesDataset saves images read from the image cache (a memory map of its "
+                f"images.npy), got {type(data).__name__}; use NumpyArrayDataset for other arrays"
+            )
+        folder = self._load_path_folder()
+        record = {
+            "cache_key": Path(filename).parent.name,
+            "file": os.path.relpath(filename, folder),
+            "shape": list(data.shape),
+            "dtype": data.dtype.str,
+        }
+        self._write_bytes(json.dumps(record, indent=2).encode())
+
+    def _load_path_folder(self) -> str:
+        path = get_filepath_str(self._get_save_path(), self._protocol)
+        return os.path.dirname(os.path.abspath(path))
+
+    def load(self) -> np.ndarray:
+        path = self._load_path()
+        with self._fs.open(path, mode="rb") as handle:
+            record = json.loads(handle.read())
+        images_path = os.path.normpath(
+            os.path.join(os.path.dirname(os.path.abspath(path)), record["file"])
+        )
+        try:
+            images = np.load(images_path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DatasetError(
+                f"{path} names the image cache entry {images_path}, which is gone or unreadable "
+                f"({err}); run the ingestion pipeline again (kedro run --pipelines=ingestion) to "
+                "rebuild it"
+            ) from err
+        if list(images.shape) != record["shape"]:
+            raise DatasetError(
+                f"{images_path} holds images {list(images.shape)} but {path} recorded "
+                f"{record['shape']}; run the ingestion pipeline again to rebuild it"
+            )
+        return images
 
 
 class TorchModelDataset(_VersionedFileDataset):

@@ -1,6 +1,6 @@
 """Project hooks: parameters validated before any node runs; artifacts logged to MLflow;
 Ctrl-C recorded as a KILLED MLflow run; concurrent runs set the MLflow store up in turn; runs
-tagged with their model and training groups."""
+tagged with their model, training groups and image cache."""
 
 from __future__ import annotations
 
@@ -74,6 +74,18 @@ class MlflowRunTagsHook:
                 "training_groups": strategy,
                 "mlflow.runName": name,
             }
+        )
+
+    @hook_impl
+    def after_node_run(self, node, outputs) -> None:
+        """Tag the run with the image cache entry ingestion used (``image_cache``: its key)."""
+        images = outputs.get("images")
+        if mlflow.active_run() is None or getattr(images, "filename", None) is None:
+            return
+        metrics = outputs.get("ingestion_metrics") or {}
+        reused = (metrics.get("ingest_cache_reused") or [{"value": 0}])[0]["value"]
+        mlflow.set_tags(
+            {"image_cache": Path(images.filename).parent.name, "image_cache_reused": bool(reused)}
         )
 
 

@@ -77,6 +77,7 @@ def _given(value: float | None, default: float) -> float:
 
 class DataParams(Splits):
     source: Literal[tuple(SOURCES)] = None  # type: ignore[valid-type]
+    workers: int | None = Field(None, ge=1)
     mnist: MnistBlock = None
     uci_digits: Splits = None
     celeba: CelebaBlock = None

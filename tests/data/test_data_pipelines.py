@@ -7,7 +7,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import ParquetDataset
 
-from ugvae_pipeline.datasets import NumpyArrayDataset
+from ugvae_pipeline.datasets import CachedImagesDataset, ImageCacheFolder, NumpyArrayDataset
 from ugvae_pipeline.pipeline_registry import register_pipelines
 
 GROUP_OUTPUTS = ("train_groups", "heldout_groups", "evaluation_groups")
@@ -15,7 +15,8 @@ GROUP_OUTPUTS = ("train_groups", "heldout_groups", "evaluation_groups")
 
 def _catalog(tmp_path, params: dict) -> DataCatalog:
     datasets = {f"params:{key}": MemoryDataset(value) for key, value in params.items()}
-    datasets["images"] = NumpyArrayDataset(filepath=str(tmp_path / "images.npy"), mmap=True)
+    datasets["image_cache"] = ImageCacheFolder(path=str(tmp_path / "image_cache"))
+    datasets["images"] = CachedImagesDataset(filepath=str(tmp_path / "images.json"))
     datasets["image_metadata"] = ParquetDataset(filepath=str(tmp_path / "image_metadata.parquet"))
     for name in GROUP_OUTPUTS:
         datasets[name] = NumpyArrayDataset(filepath=str(tmp_path / f"{name}.npy"))

@@ -116,7 +116,8 @@ def test_la_image_is_composited_on_white():
     assert np.asarray(to_mode(la, "L")).tolist() == [[255, 0], [0, 255]]
 
 
-def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root):
+def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root, tmp_path):
+    from ugvae_pipeline.data.cache import ImageCache
     from ugvae_pipeline.pipelines.ingestion.nodes import ingest_images
 
     (image_folder_root / "cats" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
@@ -130,14 +131,18 @@ def test_skipped_images_are_counted_in_the_ingestion_metrics(image_folder_root):
             "test_fraction": 0.25,
         },
     }
-    images, metadata, metrics = ingest_images(params)
+    cache = ImageCache(tmp_path / "cache")
+    images, metadata, metrics = ingest_images(params, cache)
     assert metrics["ingest_skipped_images"] == [{"value": 1.0, "step": 0}]
+    reused = ingest_images(params, cache)[2]  # the count survives the cache
+    assert reused["ingest_skipped_images"][0]["value"] == 1.0
+    assert reused["ingest_cache_reused"][0]["value"] == 1.0
     counted = sum(
         metrics[f"ingest_{split}_images"][0]["value"] for split in ("train", "validation", "test")
     )
     assert counted == len(images) == 7
     mixed = {"source": "mixed", "mixed": {"sources": [params, {**params, "domain": "copy"}]}}
-    assert ingest_images(mixed)[2]["ingest_skipped_images"][0]["value"] == 2.0
+    assert ingest_images(mixed, cache)[2]["ingest_skipped_images"][0]["value"] == 2.0
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -8,11 +8,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io.core import Version
 from PIL import Image
 
 from tests.conftest import cli_params, kedro_cli
 from tests.data.conftest import CELEBA_SIZE, CROP, write_celeba
 from ugvae_pipeline.data.celeba import ATTRIBUTES
+from ugvae_pipeline.datasets import CachedImagesDataset
 
 HAIR = {"Black_Hair": (0, 0, 0), "Blond_Hair": (250, 220, 120)}
 
@@ -56,7 +58,9 @@ def test_celeba_env_scores_hair_colour_groups_end_to_end(project_copy):
     kedro_cli(project_copy, "--env", "celeba", "--params", params)
     data = project_copy / "data"
 
-    images = np.load(_latest(data / "02_intermediate" / "images.npy"), mmap_mode="r")
+    images = CachedImagesDataset(
+        filepath=str(data / "02_intermediate" / "images.json"), version=Version(None, None)
+    ).load()
     assert images.shape == (300, 3, 64, 64)
     codes = pd.read_parquet(_latest(data / "07_model_output" / "global_codes.parquet"))
     assert codes["group_type"].value_counts().to_dict() == {

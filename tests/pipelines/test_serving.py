@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io.core import Version
 from mlflow import MlflowClient
 from PIL import Image
 
 from tests.conftest import DEFAULT_TINY, cli_params, kedro_cli, server_process
 from tests.ui.browser import free_port
+from ugvae_pipeline.datasets import CachedImagesDataset
 
 SIZES = {"threes": 5, "mixed": 3}  # groups of different sizes
 
@@ -42,9 +44,10 @@ def test_the_registered_model_serves_the_codes_the_encode_pipeline_computes(proj
 
     # a folder of two groups of real digits, written as PNGs, encoded by the pipeline
     rng = np.random.default_rng(0)
-    images = np.load(
-        sorted((project_copy / "data" / "02_intermediate" / "images.npy").glob("*/images.npy"))[-1]
-    )
+    images = CachedImagesDataset(
+        filepath=str(project_copy / "data" / "02_intermediate" / "images.json"),
+        version=Version(None, None),
+    ).load()
     root = tmp_path / "groups"
     picks = {}
     for group, size in SIZES.items():

@@ -93,7 +93,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
 def test_bad_parameters_fail_before_any_node_runs(project_copy):
     with pytest.raises(ValueError, match=r"model.architecture='resnet' is unknown"):
         run_kedro(project_copy, "train", {**TINY, "model": {"architecture": "resnet"}})
-    assert not (project_copy / "data" / "02_intermediate" / "images.npy").exists()
+    assert not (project_copy / "data" / "02_intermediate").exists()
     with pytest.raises(ValueError, match=r"train.epochs must be an integer >= 1"):
         run_kedro(project_copy, "train", {**TINY, "train": {**TINY["train"], "epochs": 0}})
 

@@ -150,12 +150,14 @@ def load_celeba(
     crop_size: int | None = 148,
     limit: int | None = None,
     skip_bad_images: bool = False,
+    workers: int | None = 1,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """CelebA as uint8 RGB ``[N, 3, image_size, image_size]`` and its metadata.
 
     Each 178x218 aligned face is centre-cropped to ``crop_size`` (148: the common practice)
     and resized bilinearly. Metadata: the common columns, ``filename``, ``partition`` (0/1/2)
-    and the 40 attributes as bool columns. ``limit`` keeps the first N images of the file.
+    and the 40 attributes as bool columns. ``limit`` keeps the first N images of the file;
+    ``workers`` processes decode (None: one per core).
     """
     root = Path(root)
     check_layout(root)
@@ -166,7 +168,7 @@ def load_celeba(
         attributes = attributes.iloc[:limit].reset_index(drop=True)
     paths = [root / IMAGE_DIR / name for name in attributes["filename"]]
     images, kept = build_image_cache(
-        paths, 3, image_size, crop_size, skip_bad_images, desc="celeba"
+        paths, 3, image_size, crop_size, skip_bad_images, desc="celeba", workers=workers
     )
     attributes = attributes[kept].reset_index(drop=True)
     split = attributes["partition"].map(PARTITION_SPLITS).to_numpy()

@@ -54,19 +54,21 @@ def load_image_folder(
     skip_bad_images: bool = False,
     limit: int | None = None,
     source: str = "image_folder",
+    workers: int | None = 1,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Images of ``root`` as uint8 ``[N, channels, image_size, image_size]`` and their metadata.
 
     ``validation_fraction`` and ``test_fraction`` of the images, chosen by ``split_seed``, are
     ``validation`` and ``test``; the rest ``train``.
-    ``limit`` keeps the first N files in path order.
+    ``limit`` keeps the first N files in path order; ``workers`` processes decode (None: one
+    per core).
     """
     root = Path(root)
     image_mode(channels)  # a bad channel count or split fails before the folder is walked
     check_fractions(validation_fraction, test_fraction, "data.image_folder")
     paths = list_images(root)[:limit]
     images, kept = build_image_cache(
-        paths, channels, image_size, None, skip_bad_images, desc=source
+        paths, channels, image_size, None, skip_bad_images, desc=source, workers=workers
     )
     paths = [path for path, ok in zip(paths, kept) if ok]
     table = image_table(

@@ -4,14 +4,24 @@ Every file goes through the same steps: open → composite transparency on white
 the configured mode (``L`` or ``RGB``; 16-bit grayscale is rescaled, not clipped) → centre
 crop to a square → resize. Images over PIL's ``Image.MAX_IMAGE_PIXELS`` (89.5 MP) decode with
 PIL's ``DecompressionBombWarning``; over twice that they are refused like unreadable files, as
-possible decompression bombs. The cache is preallocated as uint8 and filled one image at a time,
-so peak memory is the cache plus one decoded image, never a float copy of the dataset.
+possible decompression bombs. The cache is preallocated as uint8 and filled chunk by chunk, so
+peak memory is the cache plus the chunks in flight, never a float copy of the dataset.
+
+With ``workers`` > 1 the files are decoded in that many processes, in chunks of
+``CHUNK_IMAGES`` files, each into the rows of its files: on Linux the workers are forked and
+write into the cache itself (shared memory), elsewhere they return their chunks. Row i is
+always file i, so the cache is the same whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import mmap
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +36,8 @@ MODES = {1: "L", 3: "RGB"}
 WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 PROGRESS_MIN_IMAGES = 2000  # smaller jobs finish before a progress line would help
+CHUNK_IMAGES = 64  # files per task of a decoding process (~0.8 MB of 3x64x64 images)
+PARALLEL_MIN_IMAGES = 1000  # smaller jobs decode in this process: starting workers costs more
 
 
 def image_mode(channels: int) -> str:
@@ -102,6 +114,110 @@ def decode_image(
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
+def decode_workers(workers: int | None, parameter: str = "data.workers") -> int:
+    """Decoding processes: ``workers``, or every CPU core this process may use when None.
+
+    Raises:
+        ValueError: ``workers`` is not an integer >= 1 or null, naming ``parameter``.
+    """
+    if workers is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(
+            f"{parameter} must be an integer >= 1 or null (every core), got {workers!r}"
+        )
+    return workers
+
+
+_SHARED_CACHE: np.ndarray | None = None  # in a forked decoding process: the parent's cache
+
+
+def _share_cache(cache: np.ndarray) -> None:
+    global _SHARED_CACHE
+    _SHARED_CACHE = cache
+
+
+def _decode_chunk(
+    first: int,
+    paths: Sequence[Path],
+    mode: str,
+    image_size: int,
+    crop_size: int | None,
+    cache: np.ndarray | None = None,
+) -> tuple[np.ndarray | None, list[tuple[int, str]]]:
+    """Decode ``paths`` into rows ``first, first + 1, ...`` of ``cache`` (this process's, or the
+    parent's shared cache in a forked worker). Without either (a spawned worker) the chunk is
+    returned to be copied. Returns that copy or None, and ``(position, error)`` of bad files."""
+    cache = _SHARED_CACHE if cache is None else cache
+    out = cache[first : first + len(paths)] if cache is not None else None
+    if out is None:
+        channels = 1 if mode == "L" else 3
+        out = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
+    bad = []
+    for position, path in enumerate(paths):
+        try:
+            out[position] = decode_image(path, mode, image_size, crop_size)
+        except ValueError as err:
+            bad.append((position, str(err)))
+    return (None if cache is not None else out), bad
+
+
+def _decode_all(
+    cache: np.ndarray,
+    paths: Sequence[Path],
+    mode: str,
+    image_size: int,
+    crop_size: int | None,
+    workers: int,
+) -> Iterator[tuple[int, int, list[tuple[int, str]]]]:
+    """Decode ``paths`` into ``cache`` (row i: file i) chunk by chunk over ``workers``
+    processes; yields ``(first row, files, bad files)`` of each chunk in order.
+
+    Forked workers (Linux) write into ``cache`` itself, shared memory; spawned ones return
+    their chunks, copied in here."""
+    firsts = list(range(0, len(paths), CHUNK_IMAGES))
+    chunks = [paths[i : i + CHUNK_IMAGES] for i in firsts]
+    if workers <= 1 or len(paths) < PARALLEL_MIN_IMAGES:
+        for first, chunk in zip(firsts, chunks):
+            yield (
+                first,
+                len(chunk),
+                _decode_chunk(first, chunk, mode, image_size, crop_size, cache)[1],
+            )
+        return
+    context = _pool_context()
+    n = len(chunks)
+    shared = context.get_start_method() == "fork"
+    with ProcessPoolExecutor(
+        min(workers, n),
+        mp_context=context,
+        initializer=_share_cache if shared else None,
+        initargs=(cache,) if shared else (),
+    ) as pool:
+        try:
+            results = pool.map(
+                _decode_chunk, firsts, chunks, [mode] * n, [image_size] * n, [crop_size] * n
+            )
+            for first, chunk, (decoded, bad) in zip(firsts, chunks, results):
+                if decoded is not None:
+                    cache[first : first + len(chunk)] = decoded
+                yield first, len(chunk), bad
+        finally:  # a bad file stops the job: drop the chunks not started
+            pool.shutdown(cancel_futures=True)
+
+
+def _pool_context():
+    # fork starts a worker in milliseconds, shares the cache's memory, and the workers only
+    # decode (no threads, no torch); elsewhere (macOS, Windows) the safe default, spawn
+    return multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+
+
+def _shared_array(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array in anonymous shared memory: a forked process's writes are seen here."""
+    size = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=np.uint8, count=size).reshape(shape)
+
+
 def build_image_cache(
     paths: Sequence[Path],
     channels: int,
@@ -110,12 +226,15 @@ def build_image_cache(
     skip_bad_images: bool = False,
     desc: str = "decode",
     skip_parameter: str = "skip_bad_images: true",
+    workers: int | None = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode ``paths`` into a preallocated uint8 cache ``[N_ok, C, S, S]``.
 
     Every image the pipelines read goes through here (ingestion of each source and the
     ``encode`` pipeline), so a model always sees its images decoded the same way.
-    ``skip_parameter`` is the setting a bad file's error tells the user to set.
+    ``skip_parameter`` is the setting a bad file's error tells the user to set. ``workers``
+    processes decode (None: one per CPU core); jobs under ``PARALLEL_MIN_IMAGES`` files decode
+    in this process.
 
     Returns:
         The cache (rows in the order of ``paths``, bad files left out) and a bool mask ``[N]``
@@ -125,24 +244,29 @@ def build_image_cache(
         ValueError: a bad file, naming it, unless ``skip_bad_images`` (then it is logged).
     """
     mode = image_mode(channels)
-    cache = np.empty((len(paths), channels, image_size, image_size), dtype=np.uint8)
-    kept = np.zeros(len(paths), dtype=bool)
+    workers = decode_workers(workers)
+    shape = (len(paths), channels, image_size, image_size)
+    parallel = workers > 1 and len(paths) >= PARALLEL_MIN_IMAGES
+    cache = _shared_array(shape) if parallel else np.empty(shape, dtype=np.uint8)
+    kept = np.ones(len(paths), dtype=bool)
     shown = "auto" if len(paths) >= PROGRESS_MIN_IMAGES else "off"
     progress = Progress(len(paths), desc, "images", shown, logger=log)
-    filled, bad = 0, []
-    for position, path in enumerate(paths):
-        try:
-            cache[filled] = decode_image(path, mode, image_size, crop_size)
-        except ValueError as err:
-            if not skip_bad_images:
-                raise ValueError(f"{err}. Remove or fix the file, or set {skip_parameter}") from err
-            bad.append(str(path))
-        else:
-            kept[position], filled = True, filled + 1
-        progress.update()
-    progress.close()
+    bad = []
+    try:
+        for first, n_files, errors in _decode_all(
+            cache, paths, mode, image_size, crop_size, workers
+        ):
+            for position, message in errors:
+                if not skip_bad_images:
+                    raise ValueError(f"{message}. Remove or fix the file, or set {skip_parameter}")
+                kept[first + position] = False
+                bad.append(str(paths[first + position]))
+            progress.update(n_files)
+    finally:
+        progress.close()
     if bad:
         log.warning(
             "skipped %d unreadable image(s) (skip_bad_images: true): %s", len(bad), bad[:10]
         )
-    return cache[:filled], kept
+        return cache[kept], kept
+    return cache, kept

@@ -7,14 +7,21 @@ evaluation only and never reach the model.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ugvae_pipeline.data.celeba import load_celeba
+from ugvae_pipeline.data.celeba import (
+    ATTRIBUTE_FILE,
+    IMAGE_DIR,
+    PARTITION_FILE,
+    check_layout,
+    load_celeba,
+)
 from ugvae_pipeline.data.digits import load_uci_digits
-from ugvae_pipeline.data.image_folder import load_image_folder
+from ugvae_pipeline.data.image_folder import list_images, load_image_folder
 from ugvae_pipeline.data.splits import SPLITS, image_table, stratified_split  # noqa: F401 (SPLITS re-exported)
 
 
@@ -118,11 +125,11 @@ def _uci_digits(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def _celeba(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    return load_celeba(**(params.get("celeba") or {}))
+    return load_celeba(**(params.get("celeba") or {}), workers=params.get("workers"))
 
 
 def _image_folder(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
-    return load_image_folder(**(params.get("image_folder") or {}))
+    return load_image_folder(**(params.get("image_folder") or {}), workers=params.get("workers"))
 
 
 def _component_params(params: dict, entry: str | dict) -> dict:
@@ -190,6 +197,32 @@ def _mixed(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     for component in components:
         component.pop("domain", None)
     return combine_domains([load_source(component) for component in components], domains)
+
+
+def source_files(params: dict) -> list[Path]:
+    """The files the source of ``params`` reads (none for the embedded ones), for the image
+    cache's key. A missing CelebA or image folder raises the loader's own error here."""
+    source = params.get("source")
+    if source == "mixed":
+        return [
+            path
+            for entry in (params.get("mixed") or {}).get("sources") or []
+            for path in source_files(_component_params(params, entry))
+        ]
+    if source == "mnist":
+        raw = Path((params.get("mnist") or {}).get("root", "data/01_raw/mnist")) / "MNIST" / "raw"
+        return sorted(p for p in raw.rglob("*") if p.is_file()) if raw.is_dir() else []
+    if source == "celeba":
+        root = Path((params.get("celeba") or {}).get("root", "data/01_raw/celeba"))
+        check_layout(root)
+        with os.scandir(root / IMAGE_DIR) as entries:
+            images = sorted(Path(entry.path) for entry in entries if entry.is_file())
+        return [root / ATTRIBUTE_FILE, root / PARTITION_FILE, *images]
+    if source == "image_folder":
+        return list_images(
+            Path((params.get("image_folder") or {}).get("root", "data/01_raw/images"))
+        )
+    return []
 
 
 SOURCES = {

@@ -8,7 +8,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 ingest_images,
-                inputs="params:data",
+                inputs=["params:data", "image_cache"],
                 outputs=["images", "image_metadata", "ingestion_metrics"],
                 name="ingest_images",
                 tags=["ingestion"],
