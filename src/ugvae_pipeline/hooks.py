@@ -19,6 +19,8 @@ from ugvae_pipeline.data.group_folder import check_encode_root
 from ugvae_pipeline.models.registry import configured_name
 from ugvae_pipeline.parameters import GROUPS, check_parameters
 from ugvae_pipeline.runs import run_name, training_groups
+from ugvae_pipeline.training.checkpoint import checkpoint_path, checkpoint_run_id
+from ugvae_pipeline.training.preemption import SIGNAL_NAMES, TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +40,20 @@ class ValidateParametersHook:
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
-        inputs = pipeline.inputs()
-        used = {group for group in GROUPS if f"params:{group}" in inputs}
-        if used & {"evaluate", "groups"}:  # which evaluation groups: set by groups: and data.source
-            used |= {"groups", "data"}
-        params = {group: catalog.load(f"params:{group}") for group in used}
-        check_parameters(params)
-        if "encode" in params:  # a folder to encode exists only on the command line
-            check_encode_root(params["encode"].get("root"))
+        check_pipeline_parameters(pipeline, catalog)
+
+
+def check_pipeline_parameters(pipeline, catalog) -> None:
+    """Check the parameter groups ``pipeline`` reads from ``catalog`` (``parameters.py``), as
+    before every ``kedro run`` and on every process of a ``torchrun`` launch."""
+    inputs = pipeline.inputs()
+    used = {group for group in GROUPS if f"params:{group}" in inputs}
+    if used & {"evaluate", "groups"}:  # which evaluation groups: set by groups: and data.source
+        used |= {"groups", "data"}
+    params = {group: catalog.load(f"params:{group}") for group in used}
+    check_parameters(params)
+    if "encode" in params:  # a folder to encode exists only on the command line
+        check_encode_root(params["encode"].get("root"))
 
 
 class MlflowRunTagsHook:
@@ -128,7 +136,7 @@ class RunInterrupted(Exception):
         self.signal_name = signal_name
 
 
-SIGNALS = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+SIGNALS = SIGNAL_NAMES
 
 
 class InterruptedRunHook:
@@ -140,7 +148,9 @@ class InterruptedRunHook:
     FINISHED. While a pipeline runs in the main thread, this hook turns both signals into
     :class:`RunInterrupted`: Kedro calls ``on_pipeline_error``, kedro-mlflow closes the run as
     FAILED (every other exception stays FAILED) and this hook, called after it, marks the run
-    KILLED. The last checkpoint (``train.checkpoint_every``) is intact for ``train.resume``.
+    KILLED. During training the trainer's own handler takes over: it finishes the current step,
+    writes a checkpoint there and raises ``TrainingInterrupted``, which ends the run the same
+    way.
     """
 
     def __init__(self) -> None:
@@ -173,7 +183,7 @@ class InterruptedRunHook:
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
         self._restore_handler()
-        if isinstance(error, RunInterrupted) and self._run_id is not None:
+        if isinstance(error, (RunInterrupted, TrainingInterrupted)) and self._run_id is not None:
             client = MlflowClient()
             client.set_tag(self._run_id, "killed_by", error.signal_name)
             client.set_terminated(self._run_id, "KILLED")
@@ -213,3 +223,39 @@ class MlflowSetupLockHook:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+
+class ResumedRunHook:
+    """A run with ``train.resume: true`` is tagged ``resumed_from`` with the id of the tracked run
+    that wrote the checkpoint it continues; if that run is still RUNNING (its process was
+    killed with SIGKILL, or its machine went away, so nothing could end it), it is marked
+    KILLED, tagged ``killed_by``. Runs after kedro-mlflow opened this run (``trylast``)."""
+
+    LOST = "lost: still RUNNING when a resume of it started (SIGKILL, or its machine went away)"
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        active = mlflow.active_run()
+        if active is None or "params:train" not in pipeline.inputs():
+            return
+        train = catalog.load("params:train")
+        if not train.get("resume"):
+            return
+        path = checkpoint_path(train.get("checkpoint_dir", "data/06_models/checkpoints"))
+        try:
+            continued = checkpoint_run_id(path)
+        except ValueError:  # an unloadable checkpoint: the trainer refuses it, naming the fix
+            return
+        if continued is None or continued == active.info.run_id:
+            return
+        client = MlflowClient()
+        client.set_tag(active.info.run_id, "resumed_from", continued)
+        try:
+            previous = client.get_run(continued)
+        except mlflow.exceptions.MlflowException:  # a run of another tracking store
+            return
+        if previous.info.status == "RUNNING":
+            client.set_tag(continued, "killed_by", self.LOST)
+            client.set_terminated(continued, "KILLED")
+            log.warning("MLflow run %s was left RUNNING: marked KILLED", continued)
+        log.info("this run continues MLflow run %s (tag resumed_from)", continued)

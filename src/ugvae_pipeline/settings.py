@@ -9,6 +9,7 @@ from ugvae_pipeline.hooks import (
     MlflowArtifactsHook,
     MlflowRunTagsHook,
     MlflowSetupLockHook,
+    ResumedRunHook,
     ValidateParametersHook,
 )
 from ugvae_pipeline.session_store import UniqueVersionStore
@@ -27,6 +28,7 @@ HOOKS = (
     MlflowRunTagsHook(),
     MlflowArtifactsHook(),
     InterruptedRunHook(),
+    ResumedRunHook(),
 )
 
 # Every run gets its own save version, even two started in the same millisecond.

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -229,3 +230,86 @@ def test_two_concurrent_kedro_runs_both_finish_with_their_own_outputs(project_co
         assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == [
             "history/training_history.csv"
         ]
+
+
+def _latest_models(project: Path) -> list[dict]:
+    from ugvae_pipeline.models.io import load_model
+
+    paths = sorted((project / "data" / "06_models" / "model.pt").glob("*/model.pt"))
+    return [load_model(path.read_bytes()).state_dict() for path in paths]
+
+
+def test_sigterm_in_training_checkpoints_the_step_and_a_resume_matches_a_whole_run(
+    project_copy, monkeypatch
+):
+    from ugvae_pipeline.training import trainer
+    from ugvae_pipeline.training.preemption import TrainingInterrupted
+
+    run_kedro(project_copy, "train", {**TINY, "train": {**TINY["train"], "checkpoint_dir": "ref"}})
+    params = {**TINY, "train": {**TINY["train"], "checkpoint_dir": "data/ck"}}
+    calls, loss = [], trainer.annealed_loss
+
+    def annealed_loss(*args, **kwargs):  # a real SIGTERM, in the middle of a step of epoch 2
+        calls.append(1)
+        if len(calls) == 50:
+            signal.raise_signal(signal.SIGTERM)
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "annealed_loss", annealed_loss)
+    with pytest.raises(TrainingInterrupted, match=r"SIGTERM: training stopped after epoch 2, step"):
+        run_kedro(project_copy, "training", params)
+    monkeypatch.setattr(trainer, "annealed_loss", loss)
+    assert len(calls) == 50  # the step finished, none started after it
+    state = ckpt.load_checkpoint(project_copy / "data" / "ck" / ckpt.FILENAME)
+    assert state["epoch"] == 1 and state["step"] > 0
+
+    run_kedro(project_copy, "training", {**params, "train": {**params["train"], "resume": True}})
+    reference, resumed = _latest_models(project_copy)
+    worst = max((resumed[k] - v).abs().max().item() for k, v in reference.items())
+    assert worst <= 1e-6
+    client, runs = _runs(project_copy)  # newest first
+    assert [r.info.status for r in runs] == ["FINISHED", "KILLED", "FINISHED"]
+    assert runs[1].data.tags["killed_by"] == "SIGTERM"
+    assert runs[0].data.tags["resumed_from"] == runs[1].info.run_id
+    steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "train_loss")]
+    assert steps == [1, 2]  # the whole history, the checkpoint's epoch included
+
+
+def test_a_run_left_running_by_sigkill_is_marked_killed_when_its_resume_starts(project_copy):
+    params = {**TINY, "train": {**TINY["train"], "epochs": 3, "checkpoint_every": 1}}
+    run_kedro(project_copy, "ingestion", params)
+    run_kedro(project_copy, "grouping", params)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "KEDRO_DISABLE_TELEMETRY": "true",
+    }
+    flat = (
+        "data.source=uci_digits,train.epochs=3,train.checkpoint_every=1,train.group_size=32,"
+        "train.progress=off,model.dim_beta=4,groups.heldout.n_groups=2,"
+        "groups.heldout.group_size=32,groups.heldout.seed=0"
+    )
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=training", "--params", flat],
+        cwd=project_copy,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = project_copy / "data" / "06_models" / "checkpoints" / ckpt.FILENAME
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists():  # the first epoch's checkpoint: then a SIGKILL
+        assert victim.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    victim.kill()
+    victim.wait()
+    _, runs = _runs(project_copy)
+    (left,) = [r for r in runs if r.info.status == "RUNNING"]  # nothing could end it
+
+    run_kedro(project_copy, "training", {**params, "train": {**params["train"], "resume": True}})
+    client, runs = _runs(project_copy)
+    by_id = {r.info.run_id: r for r in runs}
+    assert by_id[left.info.run_id].info.status == "KILLED"
+    assert by_id[left.info.run_id].data.tags["killed_by"].startswith("lost: still RUNNING")
+    (resumed,) = [r for r in runs if r.data.tags.get("resumed_from") == left.info.run_id]
+    assert resumed.info.status == "FINISHED"

@@ -182,3 +182,86 @@ def test_no_checkpoint_to_resume_trains_from_the_start(tmp_path):
     model, history = _tiny_run(tmp_path / "empty", resume=True)
     assert list(history["epoch"]) == [1]
     assert ckpt.checkpoint_path(tmp_path / "empty").exists()
+
+
+def _preemptible_run(checkpoint_dir, epochs=2, resume=False, **options):
+    images = np.random.default_rng(0).integers(0, 256, (352, 1, 28, 28), dtype=np.uint8)
+    config = TrainConfig(
+        epochs=epochs,
+        group_size=32,
+        seed=7,
+        device="cpu",
+        progress="off",
+        checkpoint_dir=str(checkpoint_dir),
+        resume=resume,
+        **options,
+    )
+    plan = random_group_plan(np.arange(320), 32, epochs, seed=7)  # 10 steps per epoch
+    heldout = random_groups(np.arange(320, 352), 1, 32, seed=0)
+    seed_everything(7)
+    return train(
+        UGVAE(UGVAEConfig(dim_z=4, dim_beta=5, n_components=3)),
+        images,
+        plan,
+        heldout,
+        config,
+        run_id="run-that-was-stopped",
+    )
+
+
+def _sigterm_at_step(monkeypatch, at: int | None) -> list[int]:
+    """Send this process a real SIGTERM while step ``at`` (counted over the run) computes its loss."""
+    from ugvae_pipeline.training import trainer
+
+    calls, loss = [], trainer.annealed_loss
+
+    def annealed_loss(*args, **kwargs):
+        calls.append(1)
+        if at is not None and len(calls) == at:
+            signal.raise_signal(signal.SIGTERM)
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "annealed_loss", annealed_loss)
+    return calls
+
+
+def test_sigterm_finishes_the_step_checkpoints_it_and_resume_ends_where_a_whole_run_does(
+    tmp_path, monkeypatch
+):
+    from ugvae_pipeline.training.preemption import TrainingInterrupted
+
+    reference, reference_history = _preemptible_run(tmp_path / "reference")
+    handler = signal.getsignal(signal.SIGTERM)
+    calls = _sigterm_at_step(monkeypatch, at=13)  # epoch 2, step 3
+    with pytest.raises(
+        TrainingInterrupted, match=r"SIGTERM: training stopped after epoch 2, step 3/10"
+    ):
+        _preemptible_run(tmp_path / "ck")
+    assert len(calls) == 13  # the step in flight finished; no further step started
+    assert signal.getsignal(signal.SIGTERM) is handler  # the trainer's handler is gone
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "ck"))
+    assert (state["epoch"], state["step"], state["run_id"]) == (1, 3, "run-that-was-stopped")
+    calls = _sigterm_at_step(monkeypatch, at=None)  # count the resumed run's steps
+
+    resumed, history = _preemptible_run(tmp_path / "ck", resume=True)
+    assert len(calls) == 7  # it continued at epoch 2, step 4
+    differences = {
+        name: (resumed.state_dict()[name] - value).abs().max().item()
+        for name, value in reference.state_dict().items()
+    }
+    assert max(differences.values()) <= 1e-6, differences
+    for column in ("train_loss", "heldout_loss"):  # epoch 2's row counts its 3 steps before too
+        np.testing.assert_allclose(history[column], reference_history[column], rtol=1e-6)
+
+
+def test_without_checkpoint_on_signal_the_run_stops_after_the_step_writing_nothing(
+    tmp_path, monkeypatch
+):
+    from ugvae_pipeline.training.preemption import TrainingInterrupted
+
+    _sigterm_at_step(monkeypatch, at=4)
+    with pytest.raises(
+        TrainingInterrupted, match=r"after epoch 1, step 4/10 \(train.checkpoint_on"
+    ):
+        _preemptible_run(tmp_path / "ck", checkpoint_on_signal=False)
+    assert not ckpt.checkpoint_path(tmp_path / "ck").exists()

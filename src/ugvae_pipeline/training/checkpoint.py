@@ -2,7 +2,9 @@
 
 A checkpoint holds the model and optimizer ``state_dict``, every random number generator a
 run draws from (python, NumPy, torch CPU and CUDA, and the trainer's own noise generator),
-the epochs done, the history so far and the *signature* of the run: the model config, the
+the epochs done, the steps done of the next epoch and its ELBO sums so far (a checkpoint
+written on a signal, mid-epoch), the history so far, the id of the tracked run that wrote it
+(when the caller gave one), and the *signature* of the run: the model config, the
 seed, the optimisation settings and a hash of the group plan. Resuming with another
 signature is refused, since the continuation would silently be a different run.
 
@@ -12,7 +14,8 @@ at any moment leaves either the previous checkpoint or the new one, never a torn
 A checkpoint is working state, not an artifact: the final model is the versioned output.
 
 The trainer calls :func:`run_signature` once, :func:`resume_training` when ``train.resume`` is
-set, and :func:`save_training_state` every ``train.checkpoint_every`` epochs (rank 0 only).
+set, and :func:`save_training_state` every ``train.checkpoint_every`` epochs and when a signal
+stops it (rank 0 only).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import os
 import random
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,27 +180,50 @@ def run_signature(
     }
 
 
+@dataclass
+class RunState:
+    """Where a run stands: the epochs done, the steps done of the next epoch and that epoch's
+    ELBO sums over those steps (all processes), the history, the tracked run that wrote it."""
+
+    epochs: int = 0
+    step: int = 0
+    sums: torch.Tensor | None = None
+    images: int = 0
+    history: list[dict] = field(default_factory=list)
+    run_id: str | None = None
+
+
 def save_training_state(
     path: Path,
     signature: dict,
-    epoch: int,
-    history: list[dict],
+    state: RunState,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     noise_generator: torch.Generator,
 ) -> None:
-    """Checkpoint a run after ``epoch``: its signature, history, weights, optimizer and RNGs."""
+    """Checkpoint a run at ``state``: its signature, history, weights, optimizer and RNGs."""
     save_checkpoint(
         path,
         {
             "signature": signature,
-            "epoch": epoch,
-            "history": history,
+            "epoch": state.epochs,
+            "step": state.step,
+            "partial_sums": state.sums.cpu() if state.sums is not None else None,
+            "partial_images": state.images,
+            "history": state.history,
+            "run_id": state.run_id or "",
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": capture_rng_states(noise_generator),
         },
     )
+
+
+def checkpoint_run_id(path: str | os.PathLike) -> str | None:
+    """The tracked run that wrote the checkpoint at ``path`` (None: no file, or no run)."""
+    if not Path(path).exists():
+        return None
+    return load_checkpoint(path).get("run_id") or None
 
 
 def resume_training(
@@ -205,21 +232,32 @@ def resume_training(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     noise_generator: torch.Generator,
-) -> tuple[list[dict], int]:
+) -> RunState:
     """Load the checkpoint at ``path`` into the model, optimizer and generators.
 
-    Returns the history so far and the epochs done; ``([], 0)`` when there is no checkpoint.
+    Returns where the run stands; ``RunState()`` (epoch 0) when there is no checkpoint.
 
     Raises:
         ValueError: the checkpoint does not load, or was written by a run of another signature.
     """
     if not path.exists():
         log.info("train.resume: no checkpoint at %s, training from epoch 1", path)
-        return [], 0
+        return RunState()
     state = load_checkpoint(path)
     check_signature(path, state["signature"], signature)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     restore_rng_states(state["rng"], noise_generator)
-    log.info("train.resume: continuing from %s after epoch %d", path, state["epoch"])
-    return list(state["history"]), int(state["epoch"])
+    stands = RunState(
+        int(state["epoch"]),
+        int(state.get("step", 0)),
+        state.get("partial_sums"),
+        int(state.get("partial_images", 0)),
+        list(state["history"]),
+        state.get("run_id") or None,
+    )
+    where = f"after epoch {stands.epochs}"
+    if stands.step:
+        where += f" and step {stands.step} of epoch {stands.epochs + 1}"
+    log.info("train.resume: continuing from %s %s", path, where)
+    return stands

@@ -41,6 +41,9 @@ class TrainConfig:
             artifact; one file, replaced atomically). Relative paths are from the project root.
         resume: continue from the checkpoint in ``checkpoint_dir`` when there is one (it must
             come from a run with the same model, seed and group plan); start afresh otherwise.
+        checkpoint_on_signal: on SIGTERM or Ctrl-C, finish the current step and write a
+            checkpoint there (mid-epoch) before stopping, whatever ``checkpoint_every`` says;
+            false stops after the step without writing one.
     """
 
     epochs: int = 20
@@ -58,6 +61,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     checkpoint_dir: str = "data/06_models/checkpoints"
     resume: bool = False
+    checkpoint_on_signal: bool = True
 
     def __post_init__(self) -> None:
         for name in ("epochs", "group_size", "groups_per_step", "log_every", "devices"):
@@ -85,7 +89,7 @@ class TrainConfig:
             raise ValueError(
                 f"train.global_kl_warmup_epochs must be a number >= 0 (0: no warm-up), got {warmup!r}"
             )
-        for name in ("compile", "resume"):
+        for name in ("compile", "resume", "checkpoint_on_signal"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"train.{name} must be true or false, got {getattr(self, name)!r}")
         every = self.checkpoint_every

@@ -48,8 +48,10 @@ def spawn_training(
     train_groups: np.ndarray,
     heldout_groups: np.ndarray,
     config: TrainConfig,
+    run_id: str | None = None,
 ) -> tuple[nn.Module, pd.DataFrame]:
-    """Train in ``config.devices`` spawned processes; return rank 0's model and history."""
+    """Train in ``config.devices`` spawned processes; return rank 0's model and history
+    (``run_id``: as for :func:`~ugvae_pipeline.training.trainer.train`)."""
     world = config.devices
     device = resolve_device(config.device)
     if device.type == "cuda" and torch.cuda.device_count() < world:
@@ -69,6 +71,7 @@ def spawn_training(
                 train_groups,
                 heldout_groups,
                 config,
+                run_id,
             ),
             nprocs=world,
             join=True,
@@ -96,7 +99,7 @@ def _unshare(images) -> np.ndarray:
     return images.numpy()
 
 
-def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, config) -> None:
+def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, config, run_id) -> None:
     device = resolve_device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(rank)
@@ -111,7 +114,7 @@ def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, confi
         backend_for(device), init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=world
     )
     try:
-        result = train(model, _unshare(images), train_groups, heldout_groups, config)
+        result = train(model, _unshare(images), train_groups, heldout_groups, config, run_id)
         if rank == 0:
             trained, history = result
             torch.save(

@@ -11,8 +11,10 @@ all of its groups, identically on every process, and each keeps its own groups' 
 N processes with G groups each make exactly the update of one process with N·G groups.
 
 With ``train.checkpoint_every``, rank 0 writes a checkpoint (``training/checkpoint.py``)
-every that many epochs; ``train.resume`` continues from it and ends with the weights of an
-uninterrupted run.
+every that many epochs; SIGTERM or Ctrl-C finishes the current step, writes one there
+(``train.checkpoint_on_signal``) and raises ``TrainingInterrupted`` (``training/preemption.py``).
+``train.resume`` continues from a checkpoint, at an epoch or a step, and ends with the weights
+of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ugvae_pipeline.training.device import (
     rank_and_world,
 )
 from ugvae_pipeline.training.loss_tracking import TermAverager, check_finite
+from ugvae_pipeline.training.preemption import StopRequests, TrainingInterrupted, stop_group
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ def train(
     train_groups: np.ndarray,
     heldout_groups: np.ndarray,
     config: TrainConfig,
+    run_id: str | None = None,
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     """Train with Adam on a group plan; return the model (CPU, eval mode) and its history.
 
@@ -68,6 +72,8 @@ def train(
         train_groups: ``[epochs, n_groups, B]`` image indices; epoch e uses ``train_groups[e]``.
         heldout_groups: ``[n_heldout, B']`` indices of images not trained on.
         config: training parameters.
+        run_id: the tracked run this training belongs to, recorded in its checkpoints so a
+            resumed run can name the run it continues.
 
     Returns:
         The trained model and a table with one row per epoch: ``train_<term>`` and
@@ -76,6 +82,8 @@ def train(
 
     Raises:
         FloatingPointError: a non-finite loss, naming the epoch and step.
+        TrainingInterrupted: SIGTERM or Ctrl-C; training stopped after a step (checkpointed
+            there with ``config.checkpoint_on_signal``).
     """
     check_groups(train_groups, len(images), "train_groups", ndim=3)
     check_groups(heldout_groups, len(images), "heldout_groups", ndim=2)
@@ -90,7 +98,7 @@ def train(
             "ugvae_pipeline.training.distributed.spawn_training (as the training node does), or "
             "launch with torchrun"
         )
-    return _train_process(model, images, train_groups, heldout_groups, config)
+    return _train_process(model, images, train_groups, heldout_groups, config, run_id)
 
 
 @torch.no_grad()
@@ -141,6 +149,7 @@ def _train_process(
     train_groups: np.ndarray,
     heldout_groups: np.ndarray,
     config: TrainConfig,
+    run_id: str | None,
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     run = _start(model, images, train_groups, config)
     rank = run.layout.rank
@@ -153,27 +162,42 @@ def _train_process(
         precision_name(run.dtype),
     )
     checkpoint_file = ckpt.checkpoint_path(config.checkpoint_dir)
-    rows, checkpointed = [], 0  # checkpointed: epochs done in the last checkpoint
+    state = ckpt.RunState()  # where the run stands: epochs and steps done, history
     if config.resume:
-        rows, checkpointed = ckpt.resume_training(
+        state = ckpt.resume_training(
             checkpoint_file, signature, run.model, run.optimizer, run.noise_generator
         )
-    done = checkpointed * run.layout.steps_per_epoch  # steps done since the start of the run
+    checkpointed = state.epochs  # epochs done in the last checkpoint
+    rows, state.run_id = state.history, run_id
+    done = state.epochs * run.layout.steps_per_epoch + state.step  # steps since the start
     try:
-        for epoch in range(checkpointed + 1, config.epochs + 1):
-            averager, seconds, done = _train_epoch(run, train_groups[epoch - 1], epoch, done)
-            rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups))
-            if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
-                ckpt.save_training_state(
-                    checkpoint_file,
-                    signature,
-                    epoch,
-                    rows,
-                    run.model,
-                    run.optimizer,
-                    run.noise_generator,
+        with StopRequests(stop_group()) as stop:
+            for epoch in range(state.epochs + 1, config.epochs + 1):
+                averager = TermAverager(run.device)
+                if epoch == state.epochs + 1 and state.sums is not None and rank == 0:
+                    averager.sums += state.sums.to(run.device)  # the epoch's steps before
+                    averager.images = state.images
+                first_step = state.step if epoch == state.epochs + 1 else 0
+                seconds, done, stopped = _train_epoch(
+                    run, train_groups[epoch - 1], epoch, done, averager, first_step, stop
                 )
-                checkpointed = epoch
+                if stopped is not None:
+                    _stop(run, signature, checkpoint_file, state, epoch, done, averager, stopped)
+                averager.all_reduce()
+                rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups))
+                state = ckpt.RunState(epoch, 0, None, 0, rows, run_id)
+                if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
+                    ckpt.save_training_state(
+                        checkpoint_file,
+                        signature,
+                        state,
+                        run.model,
+                        run.optimizer,
+                        run.noise_generator,
+                    )
+                    checkpointed = epoch
+    except TrainingInterrupted:
+        raise
     except BaseException:
         if rank == 0 and checkpointed:
             log.error(
@@ -189,6 +213,46 @@ def _train_process(
         return None
     model = run.model.cpu().to(memory_format=torch.contiguous_format).eval()
     return model, pd.DataFrame(rows)
+
+
+def _stop(
+    run: _Run,
+    signature: dict,
+    checkpoint_file,
+    state: ckpt.RunState,
+    epoch: int,
+    done: int,
+    averager: TermAverager,
+    signal_name: str,
+) -> None:
+    """After a signal: checkpoint this step (rank 0, with ``checkpoint_on_signal``) and raise."""
+    step = done - (epoch - 1) * run.layout.steps_per_epoch
+    averager.all_reduce()  # the epoch's sums so far over every process, kept by rank 0
+    written = None
+    if run.config.checkpoint_on_signal:
+        if run.layout.rank == 0:
+            stands = ckpt.RunState(
+                epoch - 1, step, averager.sums, averager.images, state.history, state.run_id
+            )
+            ckpt.save_training_state(
+                checkpoint_file, signature, stands, run.model, run.optimizer, run.noise_generator
+            )
+        written = checkpoint_file
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # the checkpoint is complete before any process leaves
+    where = f"epoch {epoch}, step {step}/{run.layout.steps_per_epoch}"
+    if written is None:
+        message = (
+            f"{signal_name}: training stopped after {where} (train.checkpoint_on_signal=false)"
+        )
+    else:
+        message = (
+            f"{signal_name}: training stopped after {where}; checkpoint {written} holds it: "
+            "rerun with train.resume=true to continue from there"
+        )
+    if run.layout.rank == 0:
+        log.warning("%s", message)
+    raise TrainingInterrupted(message, signal_name, written)
 
 
 @dataclass
@@ -252,20 +316,29 @@ def _start(
 
 
 def _train_epoch(
-    run: _Run, epoch_groups: np.ndarray, epoch: int, done: int
-) -> tuple[TermAverager, float, int]:
-    """The optimisation steps of one epoch on its groups ``[n_groups, B]``.
+    run: _Run,
+    epoch_groups: np.ndarray,
+    epoch: int,
+    done: int,
+    averager: TermAverager,
+    first_step: int = 0,
+    stop: StopRequests | None = None,
+) -> tuple[float, int, str | None]:
+    """The optimisation steps of one epoch on its groups ``[n_groups, B]``, from step
+    ``first_step + 1`` (the steps before were done by a run this one resumes).
 
-    Returns the epoch's ELBO terms (summed over the processes), its seconds, and the steps
-    done since the start of the run.
+    Adds the epoch's ELBO terms (this process's images) to ``averager``. Returns the epoch's
+    seconds, the steps done since the start of the run, and the signal that stopped the epoch
+    after its current step (None: the epoch is complete).
     """
     config, layout, device = run.config, run.layout, run.device
     run.model.train()
-    averager = TermAverager(device)
     step_losses: list[torch.Tensor] = []
     plan = run.batcher.plan(epoch_groups[: layout.usable])  # one copy per epoch
     start = time.perf_counter()
     for step, first in enumerate(layout.step_starts(), 1):
+        if step <= first_step:
+            continue
         chunk = plan[first : first + layout.groups_per_step]
         mine = layout.share(len(chunk))
         # noise for every group of the step, the same on every process
@@ -285,8 +358,9 @@ def _train_epoch(
         if done % config.log_every == 0 or step == layout.steps_per_epoch:
             shown = check_finite(step_losses, epoch, step)
         run.progress.step(done, epoch, shown)
-    averager.all_reduce()
-    return averager, time.perf_counter() - start, done
+        if stop is not None and (stopped := stop.agreed()) is not None:
+            return time.perf_counter() - start, done, stopped
+    return time.perf_counter() - start, done, None
 
 
 def _epoch_row(

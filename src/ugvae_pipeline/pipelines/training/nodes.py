@@ -3,6 +3,7 @@ the training groups, with its history, figures and report."""
 
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import pandas as pd
 import torch
@@ -14,6 +15,7 @@ from ugvae_pipeline.models import model_config_from_params, model_for_config
 from ugvae_pipeline.runs import run_title
 from ugvae_pipeline.training.batching import GroupBatcher
 from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.device import in_process_group
 from ugvae_pipeline.training.distributed import spawn_training
 from ugvae_pipeline.training.seed import seed_everything
 from ugvae_pipeline.training.trainer import train
@@ -38,14 +40,17 @@ def train_model(
     train_params: dict,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Seed, build the model ``model.name`` from ``model:`` and train it with ``train:`` on the
-    group plan: in this process, or in ``train.devices`` spawned data-parallel processes."""
+    group plan: in this process (one of a ``torchrun`` process group, or alone), or in
+    ``train.devices`` spawned data-parallel processes. Returns None on ranks other than 0."""
     train_config = TrainConfig.from_dict(train_params)
     config = model_config_from_params(model_params)
     check_images_fit_model(images.shape, config)
     seed_everything(train_config.seed)
     model = model_for_config(config)
-    fit = spawn_training if train_config.devices > 1 else train
-    return fit(model, images, train_groups, heldout_groups, train_config)
+    run = mlflow.active_run()  # recorded in checkpoints: a resumed run names the run it continues
+    # torchrun made this process one of a group: train in it; else spawn train.devices processes
+    fit = spawn_training if train_config.devices > 1 and not in_process_group() else train
+    return fit(model, images, train_groups, heldout_groups, train_config, run and run.info.run_id)
 
 
 def model_for_mlflow(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,63 +1,81 @@
-"""``torchrun`` entry point: train on the Data Catalog's datasets in every launched process.
+"""``torchrun`` entry point: the training pipeline over every launched process, tracked like
+``kedro run --pipelines=training``.
 
-    python -m torch.distributed.run --nproc_per_node=2 -m ugvae_pipeline.pipelines.training.torchrun \\
+    torchrun --standalone --nproc_per_node=2 -m ugvae_pipeline.pipelines.training.torchrun \\
         [--env ENV] [--params "train.epochs=2"]
 
-``--env`` and ``--params`` are parsed exactly as ``kedro run`` parses them (Kedro's own
-parser: dotted keys become nested parameters). Every process loads the images, the group plan
-and the parameters from the project's catalog (run it from the project root, after the
-ingestion and grouping pipelines); rank 0 alone saves ``trained_model`` and
-``training_history``. The data-parallel machinery itself is the core's
-``ugvae_pipeline.training.distributed``; this module is the only one that needs Kedro.
+    # two nodes (run on each; the first node's address as the rendezvous endpoint):
+    torchrun --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_id=ugvae \\
+        --rdzv_endpoint=node0.example:29400 -m ugvae_pipeline.pipelines.training.torchrun
+
+``--env`` and ``--params`` are parsed exactly as ``kedro run`` parses them (Kedro's own parser:
+dotted keys become nested parameters), and every process checks the parameters as ``kedro
+run`` does before the process group is joined, so a bad value stops every process at once.
+Run it from the project root, after the ingestion and grouping pipelines (every node needs the
+project's ``data/`` and the same group plan: a shared filesystem, or the same files copied).
+
+Rank 0 runs the ``training`` pipeline in a Kedro session, as ``kedro run`` would: kedro-mlflow
+opens the MLflow run with every parameter, the trainer logs per-epoch metrics, the model,
+figures and report are saved and logged, hooks tag and end the run (KILLED on SIGTERM). Its
+``train_model`` node trains in the process group; every other rank trains its share of each
+step on the same catalog datasets and writes nothing. The MLflow store is rank 0's
+``MLFLOW_TRACKING_URI`` (or ``conf/``'s ``mlflow.yml``): on several nodes, point it at one
+tracking server that every node can reach. The data-parallel machinery is the core's
+``ugvae_pipeline.training``; this module is the only part of it that needs Kedro.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import click
 from kedro.framework.cli.utils import _split_params
+from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from torch import distributed as dist
 
+from ugvae_pipeline.hooks import check_pipeline_parameters
 from ugvae_pipeline.pipelines.training.nodes import train_model
 from ugvae_pipeline.training.device import resolve_device
 from ugvae_pipeline.training.distributed import backend_for
 
 log = logging.getLogger(__name__)
 
+PIPELINE = "training"
 
-@click.command(name="python -m ugvae_pipeline.pipelines.training.torchrun")
+
+@click.command(name="torchrun -m ugvae_pipeline.pipelines.training.torchrun")
 @click.option("--env", "-e", default=None, help="Kedro configuration environment, as in kedro run")
 @click.option(
     "--params", default="", callback=_split_params, help='as in kedro run, e.g. "train.epochs=2"'
 )
 def main(env: str | None, params: dict) -> None:
-    logging.basicConfig(level=logging.INFO)
     project = Path.cwd()
     bootstrap_project(project)
+    rank = int(os.environ.get("RANK", "0"))
     with KedroSession.create(
         project_path=project, env=env, runtime_params=params or None
     ) as session:
         catalog = session.load_context().catalog
+        check_pipeline_parameters(pipelines[PIPELINE], catalog)
         train_params = catalog.load("params:train")
         dist.init_process_group(backend_for(resolve_device(train_params.get("device", "auto"))))
         try:
-            result = train_model(
-                catalog.load("images"),
-                catalog.load("train_groups"),
-                catalog.load("heldout_groups"),
-                catalog.load("params:model"),
-                train_params,
-            )
-            if dist.get_rank() == 0:
-                model, history = result
-                catalog.save("trained_model", model)
-                catalog.save("training_history", history)
-                log.info("rank 0 saved trained_model and training_history")
-            dist.barrier()  # nobody tears the group down while a peer is still working
+            if rank == 0:
+                session.run(pipeline_names=[PIPELINE])
+            else:
+                logging.basicConfig(level=logging.WARNING)
+                train_model(
+                    catalog.load("images"),
+                    catalog.load("train_groups"),
+                    catalog.load("heldout_groups"),
+                    catalog.load("params:model"),
+                    train_params,
+                )
+            dist.barrier()  # rank 0 logs and saves while the others wait, then all leave
         finally:
             dist.destroy_process_group()
 

@@ -1,0 +1,83 @@
+"""Pre-emption: SIGTERM (what SLURM and Kubernetes send before they kill a job) or Ctrl-C
+during training finishes the current optimisation step, then stops at a step boundary.
+
+While :class:`StopRequests` is active (the training loop, in the main thread), the first such
+signal only records itself; after each step the trainer asks :meth:`StopRequests.agreed`,
+which in a process group is a max-reduction over the processes (on a Gloo group, so a CUDA
+run does not synchronise its stream for it), so every process stops after the same step even
+when the signal reached only some of them. The trainer then writes a checkpoint at that step
+(``train.checkpoint_on_signal``) and raises :class:`TrainingInterrupted`. A second signal
+stops at once, without finishing the step. Outside the main thread no handler is installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import torch
+from torch import distributed as dist
+
+log = logging.getLogger(__name__)
+
+SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
+_CODES = {name: code for code, name in enumerate(SIGNAL_NAMES.values(), 1)}
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped by a signal at a step boundary.
+
+    Attributes:
+        signal_name: ``SIGTERM`` or ``SIGINT (Ctrl-C)``.
+        checkpoint: the checkpoint written at that step, or None.
+    """
+
+    def __init__(self, message: str, signal_name: str, checkpoint: Path | None = None) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.checkpoint = checkpoint
+
+
+def stop_group() -> dist.ProcessGroup | None:
+    """The group the stop flag is reduced over: the default one when it is Gloo, else a Gloo
+    group of the same processes (every process must call this, in the same order)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+
+
+class StopRequests:
+    """Records SIGTERM and SIGINT while active, restoring the previous handlers on exit."""
+
+    def __init__(self, group: dist.ProcessGroup | None = None) -> None:
+        self.received: str | None = None
+        self._group = group
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNAL_NAMES}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        name = SIGNAL_NAMES[signal.Signals(signum)]
+        if self.received is not None:
+            raise TrainingInterrupted(f"{name} again: training stopped within a step", name)
+        self.received = name
+        log.warning("%s received: finishing the current step, then stopping", name)
+
+    def agreed(self) -> str | None:
+        """The signal any process of the group received (None: keep training)."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return self.received
+        flag = torch.tensor([_CODES.get(self.received, 0)], dtype=torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)
+        code = int(flag.item())
+        return next((name for name, c in _CODES.items() if c == code), None)
