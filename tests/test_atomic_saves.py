@@ -99,3 +99,34 @@ def test_a_truncated_file_from_elsewhere_is_named_with_the_fix(tmp_path):
         match=r"images.npy is truncated or not a .npy file .*Delete its version folder",
     ):
         dataset.load()
+
+
+def test_a_save_that_fails_midway_leaves_no_file_and_the_previous_version(tmp_path):
+    from ugvae_pipeline.datasets import JSONDataset
+
+    path = str(tmp_path / "summary.json")
+    JSONDataset(filepath=path, version=Version(None, "2020-01-01T00.00.00.000Z")).save({"a": 1})
+    broken = JSONDataset(filepath=path, version=Version(None, KILLED_VERSION))
+    with pytest.raises(DatasetError):  # json.dump has written '{"a": 1, "b": ' when it fails
+        broken.save({"a": 1, "b": object()})
+    assert list((tmp_path / "summary.json" / KILLED_VERSION).iterdir()) == []
+    assert JSONDataset(filepath=path, version=Version(None, None)).load() == {"a": 1}
+
+
+def test_every_file_dataset_of_the_catalog_saves_all_or_nothing():
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog
+
+    from tests.conftest import PROJECT_ROOT
+    from ugvae_pipeline.datasets import AtomicFileSystem
+
+    config = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+    catalog = DataCatalog.from_config(config["catalog"])
+    files = {
+        name: catalog.get(name) for name in catalog.keys() if hasattr(catalog.get(name), "_fs")
+    }
+    assert len(files) >= 20  # tables, arrays, the images record, figures, models, reports
+    plain = [
+        name for name, dataset in files.items() if not isinstance(dataset._fs, AtomicFileSystem)
+    ]
+    assert plain == []

@@ -1,5 +1,9 @@
 """Kedro datasets for the project's artifacts: uint8/int arrays, the image cache, trained
-models, figures.
+models, figures, and the tables, JSON and text of ``kedro_datasets`` with all-or-nothing saves.
+
+Every file dataset of the catalog writes through :class:`AtomicFileSystem`: a new file is
+written under a temporary name in its folder and renamed into place when complete, so a kill
+at any moment leaves the previous version or the new one, never a partial file.
 
 Both are versioned like any Kedro dataset (``versioned: true`` in the catalog) and never
 unpickle: arrays are ``.npy`` files loaded with ``allow_pickle=False`` (memory-mapped on the
@@ -21,14 +25,76 @@ from typing import Any
 
 import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 from kedro.io import AbstractDataset, AbstractVersionedDataset
 from kedro.io.core import DatasetError, Version, get_filepath_str, get_protocol_and_path
+from kedro_datasets import json as json_datasets
+from kedro_datasets import pandas as pandas_datasets
+from kedro_datasets import text as text_datasets
 from kedro_datasets.matplotlib import MatplotlibDataset
 
 from ugvae_pipeline.data.cache import ImageCache
 from ugvae_pipeline.models.io import load_model, save_model
 
 log = logging.getLogger(__name__)
+
+
+class AtomicFileSystem:
+    """An fsspec filesystem whose files opened for writing (``w`` modes) go to
+    ``.<name>.partial-<pid>`` in the same folder and are renamed into place once closed
+    without error (``os.replace`` on the local filesystem: atomic); a failure or a kill leaves
+    no file under the name. Everything else is the wrapped filesystem's."""
+
+    def __init__(self, fs) -> None:
+        self._fs = fs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fs, name)
+
+    def open(self, path: str, mode: str = "rb", **kwargs: Any):
+        if "w" not in mode:
+            return self._fs.open(path, mode=mode, **kwargs)
+        return self._write(str(path), mode, **kwargs)
+
+    @contextlib.contextmanager
+    def _write(self, path: str, mode: str, **kwargs: Any) -> Iterator[Any]:
+        folder, name = path.rsplit("/", 1)
+        partial = f"{folder}/.{name}.partial-{os.getpid()}"
+        try:
+            with self._fs.open(partial, mode=mode, **kwargs) as handle:
+                yield handle
+            if isinstance(self._fs, LocalFileSystem):
+                os.replace(partial, path)
+            else:
+                self._fs.mv(partial, path)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the original error is the one to see
+                self._fs.rm(partial)
+            raise
+
+
+class _AtomicSaves:
+    """Mixin for a ``kedro_datasets`` file dataset: its ``_fs`` becomes an AtomicFileSystem."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fs = AtomicFileSystem(self._fs)
+
+
+class ParquetDataset(_AtomicSaves, pandas_datasets.ParquetDataset):
+    """``pandas.ParquetDataset`` with all-or-nothing saves."""
+
+
+class CSVDataset(_AtomicSaves, pandas_datasets.CSVDataset):
+    """``pandas.CSVDataset`` with all-or-nothing saves."""
+
+
+class JSONDataset(_AtomicSaves, json_datasets.JSONDataset):
+    """``json.JSONDataset`` with all-or-nothing saves."""
+
+
+class TextDataset(_AtomicSaves, text_datasets.TextDataset):
+    """``text.TextDataset`` with all-or-nothing saves."""
 
 
 class _VersionedFileDataset(AbstractVersionedDataset):
@@ -48,7 +114,7 @@ class _VersionedFileDataset(AbstractVersionedDataset):
         fs_args = deepcopy(fs_args) or {}
         if protocol == "file":
             fs_args.setdefault("auto_mkdir", True)
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **fs_args)
+        self._fs = AtomicFileSystem(fsspec.filesystem(protocol, **(credentials or {}), **fs_args))
         self.metadata = metadata
         super().__init__(
             filepath=PurePosixPath(path),
@@ -69,23 +135,11 @@ class _VersionedFileDataset(AbstractVersionedDataset):
 
     @contextlib.contextmanager
     def _open_for_write(self) -> Iterator[Any]:
-        """A binary handle on a temporary file beside the new version's file, renamed into place
-        once complete: a kill at any moment leaves no partial file under the version's name, so
-        the next run loads the last complete version. The listing cache is refreshed after."""
+        """A binary handle on the new version's file, renamed into place once complete (see
+        AtomicFileSystem); the listing cache is refreshed after."""
         path = get_filepath_str(self._get_save_path(), self._protocol)
-        folder, name = path.rsplit("/", 1)
-        partial = f"{folder}/.{name}.partial-{os.getpid()}"
-        try:
-            with self._fs.open(partial, mode="wb") as handle:
-                yield handle
-            if self._protocol == "file":
-                os.replace(partial, path)  # atomic on one filesystem
-            else:
-                self._fs.mv(partial, path)
-        except BaseException:
-            with contextlib.suppress(Exception):  # the original error is the one to see
-                self._fs.rm(partial)
-            raise
+        with self._fs.open(path, mode="wb") as handle:
+            yield handle
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
     def _write_bytes(self, payload: bytes) -> None:
@@ -215,11 +269,12 @@ class TorchModelDataset(_VersionedFileDataset):
         self._write_bytes(buffer.getvalue())
 
 
-class FigureDataset(MatplotlibDataset):
+class FigureDataset(_AtomicSaves, MatplotlibDataset):
     """A matplotlib figure saved as PNG that loads back as the PNG's bytes.
 
-    Saving is ``matplotlib.MatplotlibDataset``'s (so kedro-viz previews the image); loading
-    gives the bytes of the version just written, for reports that embed the figures.
+    Saving is ``matplotlib.MatplotlibDataset``'s (so kedro-viz previews the image), all or
+    nothing; loading gives the bytes of the version just written, for reports that embed the
+    figures.
     """
 
     def load(self) -> bytes:
