@@ -136,3 +136,12 @@ def test_torchrun_trains_tracks_preempts_and_resumes_like_kedro_run(project_copy
         pd.read_csv(history[-1])["heldout_loss"],
         rtol=1e-6,
     )
+
+
+def test_torchrun_refuses_a_bad_parameter_on_every_process_before_joining(project_copy):
+    process = _torchrun(project_copy, "train.epochs=0,model.dim_beta=4")
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode != 0
+    # each process stops with the message kedro run gives, none waits for the others
+    assert out.count("train.epochs must be an integer >= 1, got 0") >= 2, out[-3000:]
+    assert "training on" not in out and "Running node" not in out
