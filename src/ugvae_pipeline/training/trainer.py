@@ -173,10 +173,12 @@ def _train_process(
     try:
         with StopRequests(stop_group()) as stop:
             for epoch in range(state.epochs + 1, config.epochs + 1):
-                averager = TermAverager(run.device)
-                if epoch == state.epochs + 1 and state.sums is not None and rank == 0:
-                    averager.sums += state.sums.to(run.device)  # the epoch's steps before
-                    averager.images = state.images
+                averager, earlier = TermAverager(run.device), 0
+                if epoch == state.epochs + 1 and state.sums is not None:
+                    earlier = state.images  # the epoch's images before the checkpoint
+                    if rank == 0:  # its sums, over every process: added once
+                        averager.sums += state.sums.to(run.device)
+                        averager.images = state.images
                 first_step = state.step if epoch == state.epochs + 1 else 0
                 seconds, done, stopped = _train_epoch(
                     run, train_groups[epoch - 1], epoch, done, averager, first_step, stop
@@ -184,7 +186,7 @@ def _train_process(
                 if stopped is not None:
                     _stop(run, signature, checkpoint_file, state, epoch, done, averager, stopped)
                 averager.all_reduce()
-                rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups))
+                rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups, earlier))
                 state = ckpt.RunState(epoch, 0, None, 0, rows, run_id)
                 if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
                     ckpt.save_training_state(
@@ -364,9 +366,15 @@ def _train_epoch(
 
 
 def _epoch_row(
-    run: _Run, epoch: int, averager: TermAverager, seconds: float, heldout_groups: np.ndarray
+    run: _Run,
+    epoch: int,
+    averager: TermAverager,
+    seconds: float,
+    heldout_groups: np.ndarray,
+    earlier_images: int = 0,
 ) -> dict:
-    """An epoch's history row: its training terms, the held-out terms now, its speed (logged)."""
+    """An epoch's history row: its training terms, the held-out terms now, its speed (logged;
+    ``earlier_images``: trained before a checkpoint this run resumed from, not in ``seconds``)."""
     config = run.config
     row = {"epoch": epoch}
     row.update({f"train_{k}": v for k, v in averager.means().items()})
@@ -380,7 +388,7 @@ def _epoch_row(
     )
     row.update({f"heldout_{k}": v for k, v in heldout.items()})
     row["seconds"] = seconds
-    row["images_per_second"] = averager.images / seconds
+    row["images_per_second"] = (averager.images - earlier_images) / max(seconds, 1e-9)
     if run.layout.rank == 0:
         log.info(
             "epoch %d/%d: train loss %.3f, held-out loss %.3f per image (%.1fs, %.0f images/s)",
