@@ -3,10 +3,13 @@ file under the version's name, and the next pipeline runs on the previous comple
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,7 +67,8 @@ def test_saves_killed_midway_leave_complete_files_and_the_next_run_works(project
         [sys.executable, "-c", BUILD_A_LARGE_CACHE_ENTRY, str(cache), json.dumps(params)],
         cwd=project_copy,
     )
-    _kill_when_written(builder, cache / f".{entry.name}.partial-{builder.pid}" / "images.npy")
+    partial = f".{entry.name}.partial-{socket.gethostname()}-{builder.pid}"
+    _kill_when_written(builder, cache / partial / "images.npy")
     assert not entry.exists()  # no entry under its key, only the temporary folder
 
     groups = data / "03_primary" / "train_groups.npy"
@@ -130,3 +134,6 @@ def test_every_file_dataset_of_the_catalog_saves_all_or_nothing():
         name for name, dataset in files.items() if not isinstance(dataset._fs, AtomicFileSystem)
     ]
     assert plain == []
+    for dataset in files.values():  # Kedro copies datasets (pinned versions, previews), and the
+        copy.deepcopy(dataset)  # ParallelRunner pickles them: the wrapped filesystem survives
+        assert isinstance(pickle.loads(pickle.dumps(dataset))._fs, AtomicFileSystem)

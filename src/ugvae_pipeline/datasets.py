@@ -49,6 +49,8 @@ class AtomicFileSystem:
         self._fs = fs
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_fs" or name.startswith("__"):  # copy/pickle probe before _fs is set
+            raise AttributeError(name)
         return getattr(self._fs, name)
 
     def open(self, path: str, mode: str = "rb", **kwargs: Any):

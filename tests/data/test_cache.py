@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -102,3 +105,18 @@ def test_the_images_dataset_records_the_entry_and_names_the_fix_when_it_is_gone(
     shutil.rmtree(entry.folder)
     with pytest.raises(DatasetError, match=r"gone or unreadable .*kedro run --pipelines=ingestion"):
         dataset.load()
+
+
+def test_a_build_removes_the_temporary_folders_of_dead_builds_on_this_host_only(
+    image_folder_root, tmp_path
+):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process id that no longer runs
+    root = tmp_path / "cache"
+    here = root / f".0123abcd.partial-{socket.gethostname()}-{dead.pid}"  # any key
+    elsewhere = root / f".0123abcd.partial-another-host-{dead.pid}"  # a shared data/ folder
+    alive = root / f".0123abcd.partial-{socket.gethostname()}-{os.getpid()}"
+    for folder in (here, elsewhere, alive):
+        folder.mkdir(parents=True)
+    ImageCache(root).load_or_build(_params(image_folder_root, image_size=8))
+    assert not here.exists() and elsewhere.exists() and alive.exists()

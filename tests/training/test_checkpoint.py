@@ -265,3 +265,24 @@ def test_without_checkpoint_on_signal_the_run_stops_after_the_step_writing_nothi
     ):
         _preemptible_run(tmp_path / "ck", checkpoint_on_signal=False)
     assert not ckpt.checkpoint_path(tmp_path / "ck").exists()
+
+
+def test_a_signal_after_the_last_step_is_passed_on_when_training_ends(tmp_path, monkeypatch):
+    from ugvae_pipeline.training import trainer
+
+    evaluations, evaluate = [], trainer.evaluate_loss
+
+    def evaluate_loss(*args, **kwargs):  # the last epoch's held-out loss: after its last step
+        evaluations.append(1)
+        if len(evaluations) == 2:
+            signal.raise_signal(signal.SIGTERM)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate_loss", evaluate_loss)
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        _, history = _preemptible_run(tmp_path / "ck")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(history) == 2 and received == [signal.SIGTERM]  # not lost: delivered after

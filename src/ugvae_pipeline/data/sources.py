@@ -83,6 +83,14 @@ def load_torchvision_mnist(
     return images, image_table(labels, split, "mnist")
 
 
+def download_mnist(root: str) -> None:
+    """Fetch MNIST into ``root`` with torchvision where it is missing (needs the network)."""
+    from torchvision.datasets import MNIST
+
+    for train in (True, False):
+        MNIST(root=str(root), train=train, download=True)
+
+
 def check_source_name(params: dict) -> None:
     """``data.source`` (``params["source"]``) names a known source."""
     source = params.get("source")
@@ -210,7 +218,10 @@ def source_files(params: dict) -> list[Path]:
             for path in source_files(_component_params(params, entry))
         ]
     if source == "mnist":
-        raw = Path((params.get("mnist") or {}).get("root", "data/01_raw/mnist")) / "MNIST" / "raw"
+        opts = params.get("mnist") or {}
+        if opts.get("download"):  # the files are keyed once they are there
+            download_mnist(opts.get("root", "data/01_raw/mnist"))
+        raw = Path(opts.get("root", "data/01_raw/mnist")) / "MNIST" / "raw"
         return sorted(p for p in raw.rglob("*") if p.is_file()) if raw.is_dir() else []
     if source == "celeba":
         root = Path((params.get("celeba") or {}).get("root", "data/01_raw/celeba"))

@@ -7,7 +7,9 @@ which in a process group is a max-reduction over the processes (on a Gloo group,
 run does not synchronise its stream for it), so every process stops after the same step even
 when the signal reached only some of them. The trainer then writes a checkpoint at that step
 (``train.checkpoint_on_signal``) and raises :class:`TrainingInterrupted`. A second signal
-stops at once, without finishing the step. Outside the main thread no handler is installed.
+stops at once, without finishing the step. A signal that arrives after the last step is sent
+again when training ends, to the handler in place before it. Outside the main thread no
+handler is installed.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class StopRequests:
 
     def __init__(self, group: dist.ProcessGroup | None = None) -> None:
         self.received: str | None = None
+        self._signal: int | None = None
         self._group = group
         self._previous: dict = {}
 
@@ -61,16 +64,20 @@ class StopRequests:
             self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNAL_NAMES}
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous = {}
+        if exc_type is None and self._signal is not None:
+            # it came after the last step (held-out evaluation, a checkpoint): not lost, but
+            # delivered again to whoever handles it now (kedro run: the run ends KILLED)
+            signal.raise_signal(self._signal)
 
     def _handle(self, signum, frame) -> None:
         name = SIGNAL_NAMES[signal.Signals(signum)]
         if self.received is not None:
             raise TrainingInterrupted(f"{name} again: training stopped within a step", name)
-        self.received = name
+        self.received, self._signal = name, signum
         log.warning("%s received: finishing the current step, then stopping", name)
 
     def agreed(self) -> str | None:

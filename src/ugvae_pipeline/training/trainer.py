@@ -361,6 +361,8 @@ def _train_epoch(
             shown = check_finite(step_losses, epoch, step)
         run.progress.step(done, epoch, shown)
         if stop is not None and (stopped := stop.agreed()) is not None:
+            if step_losses:  # never checkpoint a diverged model
+                check_finite(step_losses, epoch, step)
             return time.perf_counter() - start, done, stopped
     return time.perf_counter() - start, done, None
 

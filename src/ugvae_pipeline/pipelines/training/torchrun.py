@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -45,6 +46,7 @@ from ugvae_pipeline.training.distributed import backend_for
 log = logging.getLogger(__name__)
 
 PIPELINE = "training"
+FINISH_TIMEOUT = timedelta(hours=6)  # how long the other ranks wait for rank 0's logging
 
 
 @click.command(name="torchrun -m ugvae_pipeline.pipelines.training.torchrun")
@@ -63,6 +65,9 @@ def main(env: str | None, params: dict) -> None:
         check_pipeline_parameters(pipelines[PIPELINE], catalog)
         train_params = catalog.load("params:train")
         dist.init_process_group(backend_for(resolve_device(train_params.get("device", "auto"))))
+        # rank 0 saves and logs for minutes after training (figures, the MLflow model): the
+        # others wait on a Gloo group with a long timeout, not NCCL's 10-minute watchdog
+        finish = dist.new_group(backend="gloo", timeout=FINISH_TIMEOUT)
         try:
             if rank == 0:
                 session.run(pipeline_names=[PIPELINE])
@@ -75,7 +80,7 @@ def main(env: str | None, params: dict) -> None:
                     catalog.load("params:model"),
                     train_params,
                 )
-            dist.barrier()  # rank 0 logs and saves while the others wait, then all leave
+            dist.barrier(group=finish)  # rank 0 logs and saves while the others wait
         finally:
             dist.destroy_process_group()
 
