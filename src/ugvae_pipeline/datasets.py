@@ -222,7 +222,7 @@ class CachedImagesDataset(_VersionedFileDataset):
                 "CachedImagesDataset saves images read from the image cache (a memory map of its "
                 f"images.npy), got {type(data).__name__}; use NumpyArrayDataset for other arrays"
             )
-        folder = self._load_path_folder()
+        folder = _folder_of(get_filepath_str(self._get_save_path(), self._protocol))
         record = {
             "cache_key": Path(filename).parent.name,
             "file": os.path.relpath(filename, folder),
@@ -231,17 +231,11 @@ class CachedImagesDataset(_VersionedFileDataset):
         }
         self._write_bytes(json.dumps(record, indent=2).encode())
 
-    def _load_path_folder(self) -> str:
-        path = get_filepath_str(self._get_save_path(), self._protocol)
-        return os.path.dirname(os.path.abspath(path))
-
     def load(self) -> np.ndarray:
         path = self._load_path()
         with self._fs.open(path, mode="rb") as handle:
             record = json.loads(handle.read())
-        images_path = os.path.normpath(
-            os.path.join(os.path.dirname(os.path.abspath(path)), record["file"])
-        )
+        images_path = os.path.normpath(os.path.join(_folder_of(path), record["file"]))
         try:
             images = np.load(images_path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as err:
@@ -256,6 +250,11 @@ class CachedImagesDataset(_VersionedFileDataset):
                 f"{record['shape']}; run the ingestion pipeline again to rebuild it"
             )
         return images
+
+
+def _folder_of(path: str) -> str:
+    """The absolute folder of a record: the cache file it names is relative to it."""
+    return os.path.dirname(os.path.abspath(path))
 
 
 class TorchModelDataset(_VersionedFileDataset):

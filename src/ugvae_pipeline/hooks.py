@@ -20,6 +20,7 @@ from ugvae_pipeline.models.registry import configured_name
 from ugvae_pipeline.parameters import GROUPS, check_parameters
 from ugvae_pipeline.runs import run_name, training_groups
 from ugvae_pipeline.training.checkpoint import checkpoint_path, checkpoint_run_id
+from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.preemption import SIGNAL_NAMES, TrainingInterrupted
 
 log = logging.getLogger(__name__)
@@ -136,9 +137,6 @@ class RunInterrupted(Exception):
         self.signal_name = signal_name
 
 
-SIGNALS = SIGNAL_NAMES
-
-
 class InterruptedRunHook:
     """Ctrl-C or SIGTERM ends the run's MLflow run as KILLED, tagged with the signal
     (``killed_by``), with everything logged so far; ``kedro run`` exits non-zero.
@@ -164,10 +162,12 @@ class InterruptedRunHook:
         run = mlflow.active_run()  # a signal before the first node still finds its run
         self._run_id = run.info.run_id if run is not None else None
         if threading.current_thread() is threading.main_thread():
-            self._previous_handlers = {sig: signal.signal(sig, self._interrupt) for sig in SIGNALS}
+            self._previous_handlers = {
+                sig: signal.signal(sig, self._interrupt) for sig in SIGNAL_NAMES
+            }
 
     def _interrupt(self, signum, frame) -> None:
-        name = SIGNALS[signal.Signals(signum)]
+        name = SIGNAL_NAMES[signal.Signals(signum)]
         raise RunInterrupted(f"interrupted by {name} during node {self._node or '(none)'}", name)
 
     @hook_impl
@@ -238,10 +238,10 @@ class ResumedRunHook:
         active = mlflow.active_run()
         if active is None or "params:train" not in pipeline.inputs():
             return
-        train = catalog.load("params:train")
-        if not train.get("resume"):
+        train = TrainConfig.from_dict(catalog.load("params:train"))  # its defaults too
+        if not train.resume:
             return
-        path = checkpoint_path(train.get("checkpoint_dir", "data/06_models/checkpoints"))
+        path = checkpoint_path(train.checkpoint_dir)
         try:
             continued = checkpoint_run_id(path)
         except ValueError:  # an unloadable checkpoint: the trainer refuses it, naming the fix

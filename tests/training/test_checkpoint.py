@@ -136,19 +136,32 @@ def test_rng_states_round_trip_through_a_weights_only_file(tmp_path):
     assert draws() == first
 
 
-def _tiny_run(checkpoint_dir, seed=7, dim_beta=5, resume=False, plan_seed=None):
+def _tiny_run(
+    checkpoint_dir,
+    seed=7,
+    dim_beta=5,
+    resume=False,
+    plan_seed=None,
+    epochs=1,
+    run_id=None,
+    checkpoint_every=1,
+    **options,
+):
+    """UG-VAE on 320 pseudo-random images in groups of 32: 10 steps per epoch."""
     images = np.random.default_rng(0).integers(0, 256, (352, 1, 28, 28), dtype=np.uint8)
     config = TrainConfig(
-        epochs=1,
+        epochs=epochs,
         group_size=32,
         seed=seed,
         device="cpu",
         progress="off",
-        checkpoint_every=1,
+        checkpoint_every=checkpoint_every,
         checkpoint_dir=str(checkpoint_dir),
         resume=resume,
+        **options,
     )
-    plan = random_group_plan(np.arange(320), 32, 1, seed=seed if plan_seed is None else plan_seed)
+    plan_seed = seed if plan_seed is None else plan_seed
+    plan = random_group_plan(np.arange(320), 32, epochs, seed=plan_seed)
     heldout = random_groups(np.arange(320, 352), 1, 32, seed=0)
     seed_everything(seed)
     return train(
@@ -157,6 +170,7 @@ def _tiny_run(checkpoint_dir, seed=7, dim_beta=5, resume=False, plan_seed=None):
         plan,
         heldout,
         config,
+        run_id=run_id,
     )
 
 
@@ -185,27 +199,14 @@ def test_no_checkpoint_to_resume_trains_from_the_start(tmp_path):
 
 
 def _preemptible_run(checkpoint_dir, epochs=2, resume=False, **options):
-    images = np.random.default_rng(0).integers(0, 256, (352, 1, 28, 28), dtype=np.uint8)
-    config = TrainConfig(
-        epochs=epochs,
-        group_size=32,
-        seed=7,
-        device="cpu",
-        progress="off",
-        checkpoint_dir=str(checkpoint_dir),
+    """Two epochs, checkpoints only on a signal, tracked as run ``run-that-was-stopped``."""
+    return _tiny_run(
+        checkpoint_dir,
         resume=resume,
-        **options,
-    )
-    plan = random_group_plan(np.arange(320), 32, epochs, seed=7)  # 10 steps per epoch
-    heldout = random_groups(np.arange(320, 352), 1, 32, seed=0)
-    seed_everything(7)
-    return train(
-        UGVAE(UGVAEConfig(dim_z=4, dim_beta=5, n_components=3)),
-        images,
-        plan,
-        heldout,
-        config,
+        epochs=epochs,
         run_id="run-that-was-stopped",
+        checkpoint_every=0,
+        **options,
     )
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ugvae_pipeline.data.sources import check_source_name, load_source, source_files
+from ugvae_pipeline.data.sources import check_source_name, components, load_source, source_files
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,9 @@ def file_fingerprint(paths: list[Path]) -> list[tuple[str, int, int]]:
     return rows
 
 
-def _sources(params: dict) -> list[str]:
-    if params.get("source") != "mixed":
-        return [params["source"]]
-    entries = (params.get("mixed") or {}).get("sources") or []
-    return [entry if isinstance(entry, str) else entry.get("source") for entry in entries]
+def keyed_parameters(params: dict) -> dict:
+    """The ``data:`` parameters that decide the images: all but ``IGNORED_PARAMETERS``."""
+    return {k: v for k, v in params.items() if k not in IGNORED_PARAMETERS}
 
 
 def cache_key(params: dict) -> str:
@@ -91,13 +89,13 @@ def cache_key(params: dict) -> str:
     """
     check_source_name(params)
     packages = {DECODING_PACKAGE: package_metadata.version(DECODING_PACKAGE)}
-    for source in _sources(params):
+    for source in (component["source"] for component in components(params)):
         if source in EMBEDDING_PACKAGES:
             name = EMBEDDING_PACKAGES[source]
             packages[name] = package_metadata.version(name)
     identity = {
         "format": FORMAT,
-        "parameters": {k: v for k, v in params.items() if k not in IGNORED_PARAMETERS},
+        "parameters": keyed_parameters(params),
         "packages": packages,
         "files": file_fingerprint(source_files(params)),
     }
@@ -183,7 +181,7 @@ class ImageCache:
             manifest = {
                 "key": key,
                 "format": FORMAT,
-                "parameters": {k: v for k, v in params.items() if k not in IGNORED_PARAMETERS},
+                "parameters": keyed_parameters(params),
                 "images": len(images),
                 "shape": list(images.shape),
                 "skipped_images": int(metadata.attrs.get("skipped_images", 0)),

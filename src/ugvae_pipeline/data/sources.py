@@ -187,24 +187,33 @@ def combine_domains(
     return images, metadata
 
 
+def components(params: dict) -> list[dict]:
+    """The ``data:`` group of each source ``params`` reads: its components for ``mixed``
+    (``_component_params``), else ``params`` itself."""
+    if params.get("source") != "mixed":
+        return [params]
+    entries = (params.get("mixed") or {}).get("sources") or []
+    return [_component_params(params, entry) for entry in entries]
+
+
 def _mixed(params: dict) -> tuple[np.ndarray, pd.DataFrame]:
     entries = (params.get("mixed") or {}).get("sources") or []
     if len(entries) < 2:
         raise ValueError(
             f"data.mixed.sources must list at least two sources (e.g. [mnist_embedded, uci_digits]), got {entries!r}"
         )
-    components = [_component_params(params, entry) for entry in entries]
+    parts = components(params)
     domains = [
         entry.get("domain", c["source"]) if isinstance(entry, dict) else entry
-        for entry, c in zip(entries, components)
+        for entry, c in zip(entries, parts)
     ]
     if len(set(domains)) < len(domains):
         raise ValueError(
             f"data.mixed.sources give repeated domain names {domains}; add domain: <name> to each entry"
         )
-    for component in components:
+    for component in parts:
         component.pop("domain", None)
-    return combine_domains([load_source(component) for component in components], domains)
+    return combine_domains([load_source(component) for component in parts], domains)
 
 
 def source_files(params: dict) -> list[Path]:
@@ -212,11 +221,7 @@ def source_files(params: dict) -> list[Path]:
     cache's key. A missing CelebA or image folder raises the loader's own error here."""
     source = params.get("source")
     if source == "mixed":
-        return [
-            path
-            for entry in (params.get("mixed") or {}).get("sources") or []
-            for path in source_files(_component_params(params, entry))
-        ]
+        return [path for component in components(params) for path in source_files(component)]
     if source == "mnist":
         opts = params.get("mnist") or {}
         if opts.get("download"):  # the files are keyed once they are there

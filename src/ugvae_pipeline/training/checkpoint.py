@@ -115,15 +115,16 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", mmap: bool = False
 ) -> dict[str, Any]:
-    """A checkpoint written by :func:`save_checkpoint`, loaded with ``weights_only=True``.
+    """A checkpoint written by :func:`save_checkpoint`, loaded with ``weights_only=True``
+    (``mmap``: tensors are mapped from the file, read only when used).
 
     Raises:
         ValueError: the file is not a loadable checkpoint of this format, naming it.
     """
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:
         raise ValueError(
             f"cannot load training checkpoint {path}: not a plain weights_only checkpoint file "
@@ -223,7 +224,7 @@ def checkpoint_run_id(path: str | os.PathLike) -> str | None:
     """The tracked run that wrote the checkpoint at ``path`` (None: no file, or no run)."""
     if not Path(path).exists():
         return None
-    return load_checkpoint(path).get("run_id") or None
+    return load_checkpoint(path, mmap=True).get("run_id") or None  # no weights read
 
 
 def resume_training(

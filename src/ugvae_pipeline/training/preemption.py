@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import distributed as dist
 
+from ugvae_pipeline.training.device import in_process_group
+
 log = logging.getLogger(__name__)
 
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
@@ -45,7 +47,7 @@ class TrainingInterrupted(Exception):
 def stop_group() -> dist.ProcessGroup | None:
     """The group the stop flag is reduced over: the default one when it is Gloo, else a Gloo
     group of the same processes (every process must call this, in the same order)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not in_process_group():
         return None
     return None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
 
@@ -82,7 +84,7 @@ class StopRequests:
 
     def agreed(self) -> str | None:
         """The signal any process of the group received (None: keep training)."""
-        if not (dist.is_available() and dist.is_initialized()):
+        if not in_process_group():
             return self.received
         flag = torch.tensor([_CODES.get(self.received, 0)], dtype=torch.int32)
         dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._group)

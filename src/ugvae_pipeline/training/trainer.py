@@ -240,7 +240,7 @@ def _stop(
                 checkpoint_file, signature, stands, run.model, run.optimizer, run.noise_generator
             )
         written = checkpoint_file
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if in_process_group():
         torch.distributed.barrier()  # the checkpoint is complete before any process leaves
     where = f"epoch {epoch}, step {step}/{run.layout.steps_per_epoch}"
     if written is None:
