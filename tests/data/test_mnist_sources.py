@@ -1,8 +1,12 @@
-"""MNIST sources: the embedded 5,000 digits and torchvision's on-disk layout (no download)."""
+"""MNIST sources: the embedded 5,000 digits and torchvision's on-disk layout (nothing downloaded)."""
 
 import numpy as np
 import pytest
 
+from tests.data.test_mnist_wheel import COUNTS, UNREACHABLE, offline_pip, tiny_wheel  # noqa: F401
+from ugvae_pipeline.data import mnist_wheel
+from ugvae_pipeline.data.cache import ImageCache
+from ugvae_pipeline.data.mnist_wheel import MnistUnavailableError, install_wheel
 from ugvae_pipeline.data.sources import load_embedded_mnist, load_source, load_torchvision_mnist
 
 
@@ -60,6 +64,32 @@ def test_missing_mnist_root_names_path_and_layout(tmp_path):
         load_torchvision_mnist(str(tmp_path / "nowhere"), download=False)
     message = str(err.value)
     assert "nowhere" in message and "MNIST/raw" in message and "download=true" in message
+    assert f"python -m ugvae_pipeline.data.mnist_wheel --root {tmp_path / 'nowhere'}" in message
+
+
+def test_download_true_ingests_through_the_image_cache(tmp_path):
+    """With the files there, ``download: true`` fetches nothing; the second run reuses the cache."""
+    wheel, spec, _ = tiny_wheel(tmp_path / "wheel")
+    install_wheel(tmp_path / "mnist", wheel, spec)
+    params = {"source": "mnist", "mnist": {"root": str(tmp_path / "mnist"), "download": True}}
+    cache = ImageCache(tmp_path / "cache")
+    images, meta, first = cache.load_or_build(params)
+    again, _, second = cache.load_or_build(params)
+    assert images.shape == (sum(COUNTS["train"]) + sum(COUNTS["t10k"]), 1, 28, 28)
+    assert (meta["split"] == "test").sum() == sum(COUNTS["t10k"])
+    assert not first.reused and second.reused and second.bytes_written == 0
+    assert np.array_equal(again, images)
+
+
+@pytest.mark.usefixtures("offline_pip")
+def test_download_true_with_no_route_fails_before_any_cache_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE + "simple/")
+    monkeypatch.setattr(mnist_wheel, "MIRRORS", (UNREACHABLE,))  # torchvision's, unreachable too
+    params = {"source": "mnist", "mnist": {"root": str(tmp_path / "mnist"), "download": True}}
+    with pytest.raises(MnistUnavailableError, match="could not be fetched") as err:
+        ImageCache(tmp_path / "cache").load_or_build(params)
+    assert "package index" in str(err.value) and "torchvision's mirrors" in str(err.value)
+    assert not (tmp_path / "cache").exists()
 
 
 def test_unknown_source_lists_the_valid_ones():

