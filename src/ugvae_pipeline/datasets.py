@@ -34,7 +34,7 @@ from kedro_datasets import text as text_datasets
 from kedro_datasets.matplotlib import MatplotlibDataset
 
 from ugvae_pipeline.data.cache import ImageCache
-from ugvae_pipeline.models.io import load_model, save_model
+from ugvae_pipeline.models.io import CorruptModelFile, load_model, save_model
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +261,19 @@ class TorchModelDataset(_VersionedFileDataset):
     """A trained model: config + ``state_dict``, loaded safely and returned in eval mode."""
 
     def load(self):
-        with self._fs.open(self._load_path(), mode="rb") as handle:
-            return load_model(handle.read())
+        path = self._load_path()
+        try:
+            with self._fs.open(path, mode="rb") as handle:
+                return load_model(handle.read())
+        except CorruptModelFile as err:
+            folder = path.rsplit("/", 1)[0]
+            cause = err.__cause__
+            raise DatasetError(
+                f"{path} is truncated or corrupt ({type(cause).__name__}: {str(cause)[:200]}); "
+                f"the version folder {folder} holds no loadable model. Delete that folder and the "
+                f"next run loads the previous version in {folder.rsplit('/', 1)[0]}, or train "
+                "again (kedro run --pipelines=training)"
+            ) from err
 
     def save(self, model) -> None:
         buffer = io.BytesIO()
@@ -287,12 +298,18 @@ class FigureDataset(_AtomicSaves, MatplotlibDataset):
 class MlflowGroupCodesModelDataset(AbstractDataset):
     """Logs a trained model to the active MLflow run as a servable pyfunc model
     (``serving.GroupCodesModel``: groups of images in, their codes out) with its signature and
-    this package as code, and registers it in the tracking store's Model Registry under the
-    model's ``model.name`` (one registered model per name), the run's parameters as the
-    version's tags. Without an active run (tracking off) it logs nothing, with a warning.
+    this package as code, and registers it in the tracking store's Model Registry under a name
+    that says the model, the data and the input shape (``registered_name``), the run's
+    parameters as the version's tags, so every version under one name takes the same input.
+    Without an active run (tracking off) it logs nothing, with a warning.
 
     Args:
         name: the model's artifact name in the run.
+        registered_name: the registered model's name, a template of ``{model}``, ``{name}``,
+            ``{source}`` and ``{shape}`` that must hold ``{shape}`` (``serving.REGISTERED_NAME``:
+            ``{model}-{source}-{shape}``, e.g. ``ugvae-variant-mnist_embedded-1x28x28``);
+            checked when the catalog is built, before any node runs. ``{source}`` is the data
+            source the model's provenance records, else the run's logged ``data.source``.
         pip_requirements: what a fresh environment installs to load it.
     """
 
@@ -300,9 +317,16 @@ class MlflowGroupCodesModelDataset(AbstractDataset):
         self,
         *,
         name: str = "group_codes",
+        registered_name: str | None = None,
         pip_requirements: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        from ugvae_pipeline.serving import REGISTERED_NAME, check_registered_name
+
+        try:
+            self._registered_name = check_registered_name(registered_name or REGISTERED_NAME)
+        except ValueError as err:
+            raise DatasetError(f"mlflow_model: {err}") from err
         self._name = name
         self._pip_requirements = pip_requirements
         self._logged_uri: str | None = None
@@ -315,8 +339,7 @@ class MlflowGroupCodesModelDataset(AbstractDataset):
         import mlflow
         from mlflow import MlflowClient
 
-        from ugvae_pipeline.models.registry import model_name
-        from ugvae_pipeline.serving import GroupCodesModel
+        from ugvae_pipeline.serving import GroupCodesModel, registered_model_name
 
         run = mlflow.active_run()
         if run is None:
@@ -324,7 +347,8 @@ class MlflowGroupCodesModelDataset(AbstractDataset):
             return
         wrapper = GroupCodesModel(model)
         package = str(Path(__file__).resolve().parent)  # ugvae_pipeline, shipped as code
-        registered = model_name(model)
+        source = _data_source(model, MlflowClient().get_run(run.info.run_id))
+        registered = registered_model_name(model, source, self._registered_name)
         info = mlflow.pyfunc.log_model(
             name=self._name,
             python_model=wrapper,
@@ -353,3 +377,29 @@ class MlflowGroupCodesModelDataset(AbstractDataset):
                 "the servable model is logged by a run, not read back: see MLflow's registry"
             )
         return mlflow.pyfunc.load_model(self._logged_uri)
+
+
+def _data_source(model, run) -> str:
+    """The data source a model was trained on, for its registered name: the one its provenance
+    records (the image cache entry it was fitted on), else the run's logged ``data.source`` (a
+    mixed source's domains joined by ``+``), else ``unknown_source`` with a warning."""
+    import ast
+
+    from ugvae_pipeline.runs import data_source_label
+
+    lineage = (getattr(model, "provenance", None) or {}).get("lineage") or {}
+    if isinstance(lineage, dict) and lineage.get("data") not in (None, "", "?"):
+        return str(lineage["data"])
+    params = run.data.params
+    if "data.source" not in params:
+        log.warning(
+            "neither the model nor run %s records its data source: the model is registered "
+            "with source 'unknown_source' (set the catalog's mlflow_model.registered_name "
+            "without {source} to leave it out)",
+            run.info.run_id,
+        )
+        return "unknown_source"
+    data: dict[str, Any] = {"source": params["data.source"]}
+    with contextlib.suppress(ValueError, SyntaxError):  # logged as the str of a list
+        data["mixed"] = {"sources": ast.literal_eval(params.get("data.mixed.sources", "[]"))}
+    return data_source_label(data)

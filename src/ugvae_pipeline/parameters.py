@@ -3,15 +3,18 @@
 Each group of ``conf/*/parameters*.yml`` has a schema here (``model:`` and ``train:`` are the
 typed configs of the model and the trainer). A value of the wrong type or out of range, an
 unknown name (``data.source``, a strategy, a series), and an **unknown key** (a typo such as
-``groups.series.group_szie``) stop the run at once with the key's path and what is allowed.
+``groups.series.group_szie``) stop the run at once with the key's path and what is allowed;
+so does a top-level name that is no group (``trian.epochs=1``), with the nearest group.
 Keys are checked where they are given: the YAML files hold the defaults, and an explicit
 ``null`` is refused where a value is needed. The parameter validation hook calls
-:func:`check_parameters` before any node and before any MLflow run; nodes get checked values
-and do not check them again. Knows nothing of Kedro.
+:func:`check_parameters` on every group of the configuration, whatever the pipeline, before
+any node and before any MLflow run; nodes get checked values and do not check them again.
+Knows nothing of Kedro.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -115,7 +118,8 @@ class TrainingGroups(Block):
 
 class HeldoutGroups(Block):
     n_groups: int = Field(None, ge=1)
-    group_size: int = Field(None, ge=1)
+    # null: train.group_size, at most the validation images (data/grouping/random.py)
+    group_size: int | None = Field(None, ge=1)
     seed: int = Field(None, ge=0)
 
 
@@ -339,6 +343,8 @@ def _message(group: str, error: dict, schema: type[BaseModel]) -> str:
 
 def check_group(group: str, values: Any) -> None:
     """Check one parameter group (``data``, ``groups``, ...) against its schema."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{group} must be a mapping of parameters, got {values!r}")
     if group == "model":
         model_config_from_params(values)
         return
@@ -346,8 +352,6 @@ def check_group(group: str, values: Any) -> None:
         TrainConfig.from_dict(values)
         return
     schema = SCHEMAS[group]
-    if not isinstance(values, dict):
-        raise ValueError(f"{group} must be a mapping of parameters, got {values!r}")
     try:
         schema.model_validate(values)
     except ValidationError as err:
@@ -369,10 +373,36 @@ GROUPS = (
 )
 
 
+# top-level names that are not a group: what they are
+RUNTIME_NAMES = {
+    "mlflow_experiment": "the MLflow experiment of the run (kedro run --params mlflow_experiment=NAME)",
+}
+
+
+def check_names(params: dict[str, Any]) -> None:
+    """Every top-level name of ``params`` is a group (:data:`GROUPS`) or a runtime name
+    (:data:`RUNTIME_NAMES`): a misspelt group (``trian.epochs=1``) would otherwise be ignored,
+    its values never used."""
+    valid = [*GROUPS, *RUNTIME_NAMES]
+    unknown = [name for name in params if name not in valid]
+    if unknown:
+        hints = [
+            f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+            for name in unknown
+            for close in [difflib.get_close_matches(str(name), valid, n=1)]
+        ]
+        raise ValueError(
+            f"unknown parameter group(s) {', '.join(hints)}; the parameter groups are "
+            f"{list(GROUPS)} (and {list(RUNTIME_NAMES)} on the command line): correct the "
+            "name in conf/*/parameters*.yml or in --params"
+        )
+
+
 def check_parameters(params: dict[str, Any]) -> None:
-    """Check every group present in ``params`` (``{"data": {...}, "groups": {...}, ...}``), then
-    what spans groups: the evaluation groups ``data.source`` can build, and the interpolation's
-    group types against them."""
+    """Check the names of ``params`` (``{"data": {...}, "groups": {...}, ...}``: an unknown
+    top-level name is an error), every group present, then what spans groups: the evaluation
+    groups ``data.source`` can build, and the interpolation's group types against them."""
+    check_names(params)
     for group in GROUPS:
         if group in params:
             check_group(group, params[group])

@@ -21,14 +21,22 @@ def register_pipelines() -> dict[str, Pipeline]:
     last two is part of the chain or of ``__default__``.
 
     ``train`` = ingestion → grouping → training, so ``kedro run --pipeline=train`` works on a
-    fresh clone. Stages are listed here rather than found with ``find_pipelines``: Kedro 1.7
-    loads only the folders named on the command line, which would lose composite names.
+    fresh clone; ``grouping`` builds the groups training reads (training and held-out groups).
+    The evaluation groups belong to the stages that read them: ``extract`` builds them
+    (``build_evaluation_groups``) and encodes them, so ``kedro run --pipelines=extract,evaluate``
+    scores the latest model on the groups the current ``groups:`` parameters name, and a
+    training run neither builds them nor fails on them. A run that trains and builds them
+    (``kedro run``) checks them right after ingestion, before training (``hooks.py``).
+    Stages are listed here rather than found with ``find_pipelines``: Kedro 1.7 loads only the
+    folders named on the command line, which would lose composite names.
     """
     stages = {
         "ingestion": ingestion.create_pipeline(),
         "grouping": grouping.create_pipeline(),
         "training": training.create_pipeline(),
-        "extract": extract.create_pipeline(),
+        "extract": Pipeline(
+            [grouping.create_evaluation_pipeline(), extract.create_pipeline()], tags=["extract"]
+        ),
         "evaluate": evaluate.create_pipeline(),
     }
     pipelines = dict(stages)

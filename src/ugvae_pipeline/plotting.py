@@ -79,8 +79,64 @@ def loss_curves_figure(history: pd.DataFrame) -> Figure:
     return fig
 
 
+VALIDATION_LINES = {  # history column infix → legend label, line style
+    "global_code": ("group code", "-"),
+    "mean_local_code": ("mean local code", "--"),
+    "mean_mixture_probs": ("mean π", "-."),
+    "mean_image": ("mean image", ":"),
+}
+
+
+def validation_scores_figure(history: pd.DataFrame) -> Figure:
+    """The group code's scores on the validation groups against epoch (``val_*`` history
+    columns: linear-SVM accuracy, k-means ARI), beside the pooling baselines, and the held-out
+    loss; a vertical line marks the epoch kept (``selected``). Without any ``val_*`` column
+    (the monitor off, or no validation groups) the figure says so."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), squeeze=False, sharex=True)
+    scored = [c for c in history.columns if c.startswith("val_") and c != "val_seconds"]
+    for ax, (score, title) in zip(
+        axes[0], (("svm_linear", "linear SVM accuracy"), ("kmeans_ari", "k-means ARI"))
+    ):
+        for name, (label, style) in VALIDATION_LINES.items():
+            column = f"val_{name}_{score}"
+            if column in scored:
+                rows = history[history[column].notna()]
+                ax.plot(rows["epoch"], rows[column], style, marker="o", ms=3, label=label)
+        ax.set_title(f"validation groups: {title}")
+    loss = axes[0, 2]
+    loss.plot(history["epoch"], history["heldout_loss"], "-", marker="o", ms=3, color="black")
+    loss.set_title("held-out loss (nats per image)")
+    if not scored:
+        for ax in axes[0, :2]:
+            ax.text(
+                0.5,
+                0.5,
+                "not scored\n(train.monitor_every=0,\nor no validation groups)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
+    else:
+        axes[0, 0].legend(fontsize=8)
+    if "selected" in history.columns and history["selected"].astype(bool).any():
+        selected = int(history.loc[history["selected"].astype(bool), "epoch"].iloc[0])
+        for ax in axes[0]:
+            ax.axvline(selected, color="grey", lw=0.8)
+        loss.set_title(f"held-out loss (nats per image); kept: epoch {selected}", fontsize=10)
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return fig
+
+
 def close(fig: Figure) -> None:
     plt.close(fig)
 
 
-__all__ = ["component_samples_figure", "loss_curves_figure", "reconstruction_figure"]
+__all__ = [
+    "component_samples_figure",
+    "loss_curves_figure",
+    "reconstruction_figure",
+    "validation_scores_figure",
+]

@@ -86,6 +86,19 @@ def run_title(model_params: dict[str, Any], groups_params: dict[str, Any]) -> st
     return f"{name}, trained on {describe_training_groups(name, *training_groups(model_params, groups_params))}"
 
 
+def data_source_label(data_params: dict[str, Any]) -> str:
+    """The data source of ``data:`` parameters as names give it: ``data.source``, or for
+    ``mixed`` its sources (domain names) joined, e.g. ``uci_digits+mnist_embedded``."""
+    source = data_params.get("source", "?")
+    if source == "mixed":
+        entries = (data_params.get("mixed") or {}).get("sources") or []
+        names = [
+            e if isinstance(e, str) else e.get("domain", e.get("source", "?")) for e in entries
+        ]
+        source = "+".join(map(str, names)) or source
+    return str(source)
+
+
 def run_name(
     model_params: dict[str, Any],
     groups_params: dict[str, Any],
@@ -95,20 +108,14 @@ def run_name(
 ) -> str:
     """A run name that reads without opening the run: model (UG-VAE: ``-paper`` or
     ``-variant``), data source, how the training groups were formed, seed, and the pipelines
-    when not the whole chain, e.g. ``ugvae-variant-mnist_embedded-random-s1``,
+    when not the whole chain (sorted: Kedro hands ``--pipelines`` over as a set, in no fixed
+    order, and the name must not depend on it), e.g. ``ugvae-variant-mnist_embedded-random-s1``,
     ``gmvae-mnist_embedded+uci_digits-mixed_domains-s2-train``."""
     name = configured_name(model_params)
     variant = model_variant(name, model_params)
     label = name if variant == "-" else f"{name}-{'paper' if variant == 'paper' else 'variant'}"
-    source = data_params.get("source", "?")
-    if source == "mixed":
-        entries = (data_params.get("mixed") or {}).get("sources") or []
-        names = [
-            e if isinstance(e, str) else e.get("domain", e.get("source", "?")) for e in entries
-        ]
-        source = "+".join(map(str, names)) or source
     strategy, _ = training_groups(model_params, groups_params)
-    parts = [label, str(source), strategy, f"s{seed}"]
+    parts = [label, data_source_label(data_params), strategy, f"s{seed}"]
     if pipelines and pipelines != ["__default__"]:
-        parts.append("+".join(pipelines))
+        parts.append("+".join(sorted(set(pipelines))))
     return "-".join(parts)

@@ -6,12 +6,15 @@ from omegaconf.resolvers import oc
 
 from ugvae_pipeline.hooks import (
     InterruptedRunHook,
+    LineageHook,
+    MissingInputsHook,
     MlflowArtifactsHook,
     MlflowRunTagsHook,
     MlflowSetupLockHook,
     ResumedRunHook,
     ValidateParametersHook,
 )
+from ugvae_pipeline.session import ProjectSession
 from ugvae_pipeline.session_store import UniqueVersionStore
 
 # Python warnings reach the user (conf/logging.yml), except these understood ones that a user
@@ -22,14 +25,21 @@ warnings.filterwarnings(
 )
 warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
 
+# Of the checks before a run (tryfirst), the last registered runs first: the parameters are
+# checked before the inputs.
 HOOKS = (
     MlflowSetupLockHook(),
+    MissingInputsHook(),
     ValidateParametersHook(),
     MlflowRunTagsHook(),
+    LineageHook(),
     MlflowArtifactsHook(),
     InterruptedRunHook(),
     ResumedRunHook(),
 )
+
+# SIGTERM and Ctrl-C reach the on_pipeline_error hooks: the MLflow run ends KILLED (session.py).
+SESSION_CLASS = ProjectSession
 
 # Every run gets its own save version, even two started in the same millisecond.
 SESSION_STORE_CLASS = UniqueVersionStore

@@ -4,17 +4,20 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmarks import benchmark
 
 
 def test_quick_run_writes_the_table(tmp_path, capsys):
     output = tmp_path / "bench" / "table.csv"
-    assert (
-        benchmark.main(["--quick", "--device", "cpu", "--threads", "1", "--output", str(output)])
-        == 0
-    )
+    threads = torch.get_num_threads()
+    other = 1 if threads > 1 else 2  # a thread count that differs from the caller's
+    argv = ["--quick", "--device", "cpu", "--threads", str(other), "--output", str(output)]
+    assert benchmark.main(argv) == 0
+    assert torch.get_num_threads() == threads  # --threads is the benchmark's, not the caller's
     table = pd.read_csv(output)
+    assert (table["threads"] == other).all()
     assert list(table.columns) == benchmark.COLUMNS
     assert not table["compiled"].any()  # eager unless --compile
     assert table["kernel_time_fraction"].isna().all()  # measured on CUDA only

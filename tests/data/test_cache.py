@@ -4,6 +4,7 @@ unchanged, rebuilt when any of them changes; parallel decoding gives the same ca
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from PIL import Image
 from ugvae_pipeline.data.cache import ImageCache, cache_key
 from ugvae_pipeline.data.imaging import PARALLEL_MIN_IMAGES, build_image_cache
 from ugvae_pipeline.datasets import CachedImagesDataset
+from ugvae_pipeline.pipelines.ingestion.nodes import ingest_images
 
 
 def _params(root, **folder) -> dict:
@@ -62,6 +64,44 @@ def test_a_broken_entry_is_moved_aside_and_rebuilt(image_folder_root, tmp_path):
     assert [p.name.split(".broken-")[0] for p in (tmp_path / "cache").glob("*.broken-*")] == [
         entry.key
     ]
+
+
+def test_an_entry_altered_in_place_is_not_reused_but_moved_aside_and_rebuilt(
+    image_folder_root, tmp_path, caplog
+):
+    cache = ImageCache(tmp_path / "cache")
+    params = _params(image_folder_root, image_size=8)
+    images, _, entry = cache.load_or_build(params)
+    expected = np.array(images)
+    recorded = json.loads((entry.folder / "manifest.json").read_text())["sha256"]
+    assert set(recorded) == {"images.npy", "metadata.parquet"}
+    del images
+    data = bytearray(entry.images_path.read_bytes())
+    data[-100:-50] = bytes(255 - b for b in data[-100:-50])  # same size, other pixels
+    entry.images_path.write_bytes(bytes(data))
+
+    with caplog.at_level(logging.WARNING, logger="ugvae_pipeline.data.cache"):
+        rebuilt, _, metrics = ingest_images(params, cache)  # the ingestion node itself
+    assert metrics["ingest_cache_reused"] == [{"value": 0.0, "step": 0}]
+    np.testing.assert_array_equal(rebuilt, expected)
+    (aside,) = (tmp_path / "cache").glob(f"{entry.key}.broken-*")
+    assert aside.joinpath("images.npy").read_bytes() == bytes(data)  # kept for inspection
+    assert str(entry.folder) in caplog.text and "images.npy was altered" in caplog.text
+    _, _, again = cache.load_or_build(params)
+    assert again.reused and again.checksum_seconds > 0  # the rebuilt entry verifies
+
+
+def test_an_entry_without_checksums_is_not_reused(image_folder_root, tmp_path, caplog):
+    cache = ImageCache(tmp_path / "cache")
+    params = _params(image_folder_root, image_size=8)
+    _, _, entry = cache.load_or_build(params)
+    manifest = json.loads((entry.folder / "manifest.json").read_text())
+    del manifest["sha256"]  # as an earlier version wrote it
+    (entry.folder / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, logger="ugvae_pipeline.data.cache"):
+        _, _, again = cache.load_or_build(params)
+    assert not again.reused and "records no sha256" in caplog.text
+    assert len(list((tmp_path / "cache").glob(f"{entry.key}.broken-*"))) == 1
 
 
 def test_decoding_in_two_processes_gives_the_cache_of_one(tmp_path):

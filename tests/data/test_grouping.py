@@ -12,12 +12,16 @@ from ugvae_pipeline.data.grouping import (
     domain_group_plan,
     domain_groups,
     draw_by_value,
+    heldout_groups,
     label_group_plan,
     mix_groups,
+    random_group_plan,
     random_groups,
     sample_groups,
+    split_indices,
     window_groups,
 )
+from ugvae_pipeline.data.grouping.strategies import evaluation_groups
 from ugvae_pipeline.data.splits import image_table, random_split
 
 
@@ -132,9 +136,13 @@ def test_too_few_images_reports_the_counts(attribute_metadata):
     heldout = attribute_metadata[attribute_metadata["split"] == "test"]
     n_male = int(heldout["Male"].sum())
     with pytest.raises(
-        ValueError, match=rf"too few test images to fill a group of 150: \{{'Male=1': {n_male}"
+        ValueError,
+        match=rf"too few test images to fill a group of 150: \{{'Male=1': {n_male}\}} .*; "
+        rf"set groups.attribute.group_size \(now 150\) to at most {n_male}, or use more images",
     ):
         attribute_groups(attribute_metadata, ["Male=1"], 2, 150, seed=0)
+    with pytest.raises(ValueError, match=r"list only group types that have test images"):
+        attribute_groups(attribute_metadata, ["Male=1", "Black_Hair=1", "Blond_Hair=0"], 2, 5, 0)
 
 
 def test_class_groups_share_a_label():
@@ -250,3 +258,108 @@ def test_folder_groups_without_an_image_folder_name_the_column_they_need():
     digits = image_table(np.repeat(np.arange(2), 10), np.array(["test"] * 20), "digits")
     with pytest.raises(ValueError, match=r"strategy=folder needs a 'folder' metadata column"):
         EVALUATION_STRATEGIES["folder"](digits, {"n_groups": 1, "group_size": 2, "seed": 0}, "test")
+
+
+# --- held-out groups, and every group-size error naming the parameter that set the size ------
+
+
+def _folder_metadata(n_each: int) -> pd.DataFrame:
+    """Two sub-folders of ``n_each`` unlabelled images, split 70 / 10 / 20 as image_folder does."""
+    n = 2 * n_each
+    table = image_table(np.full(n, -1), random_split(n, 0.1, 0.2, 0), "image_folder")
+    table["folder"] = pd.Series(["cats"] * n_each + ["dogs"] * n_each, dtype="string")
+    return table
+
+
+def test_heldout_groups_take_the_training_group_size_at_most_the_validation_images(caplog):
+    metadata = _folder_metadata(200)  # 40 validation images
+    validation = split_indices(metadata, "validation")
+    groups = heldout_groups(metadata, n_groups=7, group_size=None, seed=0, train_group_size=16)
+    assert groups.shape == (7, 16) and np.isin(groups, validation).all()
+    assert _distinct_rows(groups)
+    # the default reproduces the groups of an explicit size equal to train.group_size
+    np.testing.assert_array_equal(groups, random_groups(validation, 7, 16, 0))
+    np.testing.assert_array_equal(groups, heldout_groups(metadata, 7, 16, 0, train_group_size=99))
+    assert "held-out groups of" not in caplog.text
+    small = _folder_metadata(40)  # 8 validation images: groups of 8, with a warning
+    with caplog.at_level("WARNING", logger="ugvae_pipeline.data.grouping"):
+        groups = heldout_groups(small, n_groups=7, group_size=None, seed=0, train_group_size=16)
+    assert groups.shape == (7, 8) and _distinct_rows(groups)
+    assert set(groups.ravel()) == set(split_indices(small, "validation"))
+    assert "held-out groups of 8 images" in caplog.text and "train.group_size=16" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (  # a size given is used as given
+            lambda m: heldout_groups(m, 7, 12, 0, train_group_size=4),
+            "group size 12 is larger than the 8 validation images; set groups.heldout.group_size "
+            "(now 12) to at most 8 (or to null: train.group_size, at most the validation images), "
+            "or use more images",
+        ),
+        (
+            lambda m: random_group_plan(split_indices(m, "train"), 64, epochs=1, seed=0),
+            "group size 64 is larger than the 56 training images; set train.group_size (now 64) "
+            "to at most 56, or use more images",
+        ),
+    ],
+)
+def test_group_size_errors_name_the_parameter_that_set_the_size(build, message):
+    with pytest.raises(ValueError) as err:
+        build(_folder_metadata(40))  # 56 train, 8 validation, 16 test images
+    assert message == str(err.value)
+
+
+def _groups_params(strategy: str, size: int, n_random: int = 2) -> dict:
+    return {
+        "evaluation": {
+            "strategy": strategy,
+            "split": "test",
+            "random": {"n_groups": n_random, "seed": 1},
+        },
+        strategy: {"n_groups": 2, "group_size": size, "seed": 0},
+    }
+
+
+def test_evaluation_random_groups_name_the_size_of_the_structured_groups():
+    metadata = _folder_metadata(40)  # 16 test images: sub-folders too small for groups of 64
+    params = _groups_params("folder", 64)
+    with pytest.raises(ValueError) as err:
+        evaluation_groups(metadata, params, {"source": "image_folder"})
+    assert str(err.value) == (
+        "group size 64 is larger than the 16 test images (groups.evaluation.random draws random "
+        "groups of the size of the folder groups); set groups.folder.group_size (now 64) to at "
+        "most 16, set groups.evaluation.random.n_groups=0, or use more images"
+    )
+    params["folder"]["group_size"] = 16
+    groups, table = evaluation_groups(metadata, params, {"source": "image_folder"})
+    assert groups.shape == (2, 16) and list(table["group_type"]) == ["random", "random"]
+    assert (metadata["split"].to_numpy()[groups] == "test").all()
+    assert list(table["group_id"]) == [0, 1] and len(table["member_labels"][0]) == 16
+    params["folder"]["group_size"] = 6  # now both sub-folders fill a group
+    groups, table = evaluation_groups(metadata, params, {"source": "image_folder"})
+    assert list(table["group_type"]) == ["folder=cats"] * 2 + ["folder=dogs"] * 2 + ["random"] * 2
+    folder = metadata["folder"].to_numpy()
+    assert (folder[groups[:2]] == "cats").all() and (folder[groups[2:4]] == "dogs").all()
+
+
+def test_domain_group_sizes_name_their_parameter(domain_metadata):
+    n_test_b = int(
+        ((domain_metadata["domain"] == "B") & (domain_metadata["split"] == "test")).sum()
+    )
+    with pytest.raises(
+        ValueError,
+        match=rf"larger than the {n_test_b} test images of domain 'B'; set "
+        rf"groups.domain.group_size \(now 160\) to at most {n_test_b}",
+    ):
+        domain_groups(domain_metadata, n_groups=2, group_size=160, seed=0)
+    n_train_b = int(
+        ((domain_metadata["domain"] == "B") & (domain_metadata["split"] == "train")).sum()
+    )
+    with pytest.raises(
+        ValueError,
+        match=rf"larger than the {n_train_b} training images of domain 'B'; set "
+        rf"train.group_size \(now 150\) to at most {n_train_b}",
+    ):
+        domain_group_plan(domain_metadata, group_size=150, epochs=1, seed=0)

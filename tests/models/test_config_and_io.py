@@ -2,11 +2,16 @@
 
 import io
 import pickle
+import shutil
+import time
 
 import pytest
 import torch
+from kedro.io import DataCatalog
+from kedro.io.core import DatasetError
 
 from ugvae_pipeline.models import UGVAE, UGVAEConfig, load_model, save_model
+from ugvae_pipeline.models.io import CorruptModelFile
 
 
 @pytest.mark.parametrize(
@@ -86,10 +91,32 @@ def test_truncated_or_empty_model_file_is_refused(tmp_path):
     whole = path.read_bytes()
     for size in (len(whole) // 2, 100, 0):
         path.write_bytes(whole[:size])
-        with pytest.raises(
-            ValueError, match=r"refusing to load model file .*m.pt.*weights_only=True"
-        ):
+        with pytest.raises(CorruptModelFile, match=r"model file .*m.pt is truncated or corrupt"):
             load_model(path)
+
+
+def test_a_truncated_model_version_through_the_catalog_names_its_folder_and_the_fix(tmp_path):
+    def catalog() -> DataCatalog:
+        entry = {"type": "ugvae_pipeline.datasets.TorchModelDataset", "versioned": True}
+        return DataCatalog.from_config(
+            {"trained_model": {**entry, "filepath": str(tmp_path / "model.pt")}}
+        )
+
+    first, second = UGVAE(UGVAEConfig(dim_z=4)), UGVAE(UGVAEConfig(dim_z=5))
+    catalog().save("trained_model", first)
+    time.sleep(0.01)  # the next version's timestamp differs
+    catalog().save("trained_model", second)
+    older, latest = sorted((tmp_path / "model.pt").glob("*/model.pt"))
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # cut short
+
+    with pytest.raises(DatasetError) as err:
+        catalog().load("trained_model")
+    message = str(err.value)
+    assert f"{latest} is truncated or corrupt" in message
+    assert f"the version folder {latest.parent} holds no loadable model" in message
+    assert "<stream>" not in message and "weights_only" not in message
+    shutil.rmtree(latest.parent)  # as the message says
+    assert catalog().load("trained_model").config == first.config
 
 
 def test_file_written_by_another_architecture_is_refused():

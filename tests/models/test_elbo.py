@@ -7,6 +7,7 @@ import torch
 from torch.distributions import Categorical, Normal, kl_divergence
 
 from ugvae_pipeline.models import UGVAE, UGVAEConfig, product_of_gaussians
+from ugvae_pipeline.models.elbo import categorical_kl, categorical_uniform_kl, uniform_mixture_kl
 
 CONFIGS = {
     "mlp28": UGVAEConfig(architecture="mlp28", image_size=28, dim_z=4, dim_beta=3, n_components=5),
@@ -151,3 +152,48 @@ def test_global_code_is_permutation_invariant_and_per_group(arch):
     assert enc.local_var.shape == (3, 6, cfg.dim_z)
     assert enc.mixture_probs.shape == (3, 6, cfg.n_components)
     assert torch.allclose(enc.mixture_probs.sum(-1), torch.ones(3, 6), atol=1e-5)
+
+
+def test_categorical_kls_take_a_zero_probability_as_contributing_nothing():
+    """A saturated softmax gives probabilities of exactly 0: 0·log 0 is 0 in each categorical
+    KL, as torch.distributions takes it (a plain ``p * log(p)`` would be NaN there)."""
+    logits = torch.tensor([[200.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [-200.0, 0.0, 0.0, 200.0]])
+    probs = torch.softmax(logits, -1).unsqueeze(0)  # [G=1, B=3, K=4]
+    assert (probs == 0).sum() == 6 and (probs == 1).sum() == 2  # float32 underflow: exact 0, 1
+    uniform = Categorical(probs=torch.full((4,), 0.25))
+    per_image = [kl_divergence(Categorical(probs=p), uniform).item() for p in probs[0]]
+    assert per_image[0] == pytest.approx(math.log(4))  # one-hot against uniform: log K
+    assert categorical_uniform_kl(probs)[0].tolist() == pytest.approx(per_image, abs=1e-6)
+    assert uniform_mixture_kl(probs).item() == pytest.approx(sum(per_image), abs=1e-6)
+    prior_log_probs = torch.log_softmax(torch.tensor([[0.5, -1.0, 2.0, 0.0]]), -1)  # [G, K]
+    prior = Categorical(logits=prior_log_probs[0])
+    expected = [kl_divergence(Categorical(probs=p), prior).item() for p in probs[0]]
+    got = categorical_kl(probs, prior_log_probs.unsqueeze(1))[0]
+    assert torch.isfinite(got).all() and got.tolist() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("options", ["paper", "mixture_prior_global"])
+def test_elbo_is_finite_and_exact_when_the_mixture_encoder_saturates(options):
+    """Every image's q(d | z) one-hot, its other probabilities exactly 0 (logits 1000 apart):
+    the negative ELBO stays finite and equals the independent torch.distributions one."""
+    cfg = UGVAEConfig.from_dict({**CONFIGS["mlp28"].to_dict(), **OPTIONS[options]})
+    torch.manual_seed(0)
+    model = UGVAE(cfg).double().eval()
+    with torch.no_grad():  # the last layer's logits: 1000 for component 0, 0 for the others
+        last = model.mixture_encoder[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[0] = 1000.0
+    x = torch.rand(2, 3, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.float64)
+    torch.manual_seed(123)
+    with torch.no_grad():
+        output = model(x)
+        expected = independent_negative_elbo(model, x, seed=123)
+    probs = output.encoding.mixture_probs
+    assert (probs[..., 0] == 1).all() and (probs[..., 1:] == 0).all()  # saturated for real
+    ours = output.terms.as_floats()
+    assert all(math.isfinite(value) for value in ours.values()), ours
+    for name, value in expected.items():
+        assert ours[name] == pytest.approx(value, rel=1e-4, abs=1e-8), name
+    if options == "paper":  # one-hot against Cat(1/K): log K per image
+        assert ours["mixture_kl"] == pytest.approx(math.log(cfg.n_components))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import run_kedro
+from tests.equivalence import assert_same_weights
+from tests.pipelines.signal_points import GO_FD, READY_FD, cli_run, signal_at
 from ugvae_pipeline import plotting
-from ugvae_pipeline.hooks import RunInterrupted
+from ugvae_pipeline.hooks import InterruptedRunHook, RunInterrupted
 from ugvae_pipeline.training import checkpoint as ckpt
 
 TINY = {
@@ -265,8 +269,7 @@ def test_sigterm_in_training_checkpoints_the_step_and_a_resume_matches_a_whole_r
 
     run_kedro(project_copy, "training", {**params, "train": {**params["train"], "resume": True}})
     reference, resumed = _latest_models(project_copy)
-    worst = max((resumed[k] - v).abs().max().item() for k, v in reference.items())
-    assert worst <= 1e-6
+    assert_same_weights(resumed, reference)  # bit for bit (tests/equivalence.py)
     client, runs = _runs(project_copy)  # newest first
     assert [r.info.status for r in runs] == ["FINISHED", "KILLED", "FINISHED"]
     assert runs[1].data.tags["killed_by"] == "SIGTERM"
@@ -310,6 +313,115 @@ def test_a_run_left_running_by_sigkill_is_marked_killed_when_its_resume_starts(p
     client, runs = _runs(project_copy)
     by_id = {r.info.run_id: r for r in runs}
     assert by_id[left.info.run_id].info.status == "KILLED"
-    assert by_id[left.info.run_id].data.tags["killed_by"].startswith("lost: still RUNNING")
+    # the resumed run, as any run starting, found its process gone
+    assert by_id[left.info.run_id].data.tags["killed_by"] == InterruptedRunHook.LOST
     (resumed,) = [r for r in runs if r.data.tags.get("resumed_from") == left.info.run_id]
     assert resumed.info.status == "FINISHED"
+
+
+def _project_with(project: Path, params: dict) -> None:
+    """``params`` in the project's configuration (conf/local), not on the command line."""
+    (project / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(params))
+
+
+def test_sigkill_with_checkpoints_off_the_next_run_marks_it_killed_and_a_resume_is_refused(
+    project_copy,
+):
+    params = {**TINY, "train": {**TINY["train"], "checkpoint_every": 0}}  # the default: none
+    _project_with(project_copy, params)
+    assert cli_run(project_copy, "--pipelines=ingestion,grouping") == 0
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC.parent}{os.pathsep}{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "KEDRO_DISABLE_TELEMETRY": "true",
+        READY_FD: str(ready_w),
+        GO_FD: str(go_r),
+    }
+    victim = subprocess.Popen(  # a real kedro run, held in its second training step
+        [sys.executable, "-m", "tests.pipelines.signal_points", "step", "2"]
+        + ["run", "--pipelines=training"],
+        cwd=project_copy,
+        env=env,
+        pass_fds=(ready_w, go_r),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        assert select.select([ready_r], [], [], 600)[0] and os.read(ready_r, 1) == b"r"
+    finally:
+        victim.kill()  # SIGKILL: nothing in the process runs after it
+        victim.wait()
+        os.close(ready_r)
+        os.close(go_w)
+    _, runs = _runs(project_copy)
+    (left,) = [r for r in runs if r.info.status == "RUNNING"]  # nothing could end it
+    assert left.data.tags["process_id"] == str(victim.pid)
+
+    # train.resume=true with no checkpoint: refused before any MLflow run, not started over
+    with pytest.raises(ValueError, match=r"train.resume=true but there is no checkpoint at .*"):
+        run_kedro(project_copy, "training", {"train": {"resume": True}})
+    _, after = _runs(project_copy)
+    assert [r.info.run_id for r in after] == [r.info.run_id for r in runs]
+    assert not any("resumed_from" in r.data.tags for r in after)
+
+    assert cli_run(project_copy, "--pipelines=grouping") == 0  # the next run of the project
+    client, runs = _runs(project_copy)
+    dead = client.get_run(left.info.run_id)
+    assert (dead.info.status, dead.data.tags["killed_by"]) == ("KILLED", InterruptedRunHook.LOST)
+    assert [r.info.status for r in runs] == ["FINISHED", "KILLED", "FINISHED"]
+
+
+def test_the_readme_resume_line_continues_a_sigterm_run_without_its_epochs(project_copy):
+    """``kedro run --pipelines=training --params "train.resume=true"`` after a SIGTERM of a run
+    started with ``train.epochs=2`` on its command line (the configuration says 20)."""
+    _project_with(project_copy, {**TINY, "train": {"group_size": 32, "progress": "off"}})
+    assert cli_run(project_copy, "--pipelines=ingestion,grouping", "--params=train.epochs=2") == 0
+    with signal_at("step", 40, lambda: signal.raise_signal(signal.SIGTERM)) as reached:
+        status = cli_run(project_copy, "--pipelines=training", "--params=train.epochs=2")
+    assert reached and status == 128 + signal.SIGTERM
+    _, (killed, *_) = _runs(project_copy)
+    assert killed.info.status == "KILLED"
+
+    # a resume the trainer refuses (another seed) does not claim to continue the run
+    assert (
+        cli_run(project_copy, "--pipelines=training", "--params=train.resume=true,train.seed=7")
+        == 1
+    )
+    _, (refused, *_) = _runs(project_copy)
+    assert refused.info.status == "FAILED" and "resumed_from" not in refused.data.tags
+    # nor does one given other epochs than the checkpoint's: refused before a run opens
+    assert (
+        cli_run(project_copy, "--pipelines=training", "--params=train.resume=true,train.epochs=5")
+        == 1
+    )
+    assert len(_runs(project_copy)[1]) == 3
+
+    assert cli_run(project_copy, "--pipelines=training", "--params=train.resume=true") == 0
+    client, (resumed, *_) = _runs(project_copy)
+    assert resumed.info.status == "FINISHED"
+    assert resumed.data.tags["resumed_from"] == killed.info.run_id
+    assert resumed.data.params["train.epochs"] == "2"  # the checkpoint's, logged as used
+    steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "train_loss")]
+    assert steps == [1, 2]
+
+
+def test_a_run_s_process_is_gone_when_it_ended_or_its_id_was_reused():
+    from ugvae_pipeline.hooks import process_state, process_tags
+
+    mine = process_tags()
+    assert process_state(mine) == "alive"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    assert process_state({**mine, "process_id": str(ended.pid)}) == "gone"
+    if mine["process_started"]:  # Linux: the start time tells a reused process id apart
+        reused = {**mine, "process_started": str(int(mine["process_started"]) - 1)}
+        assert process_state(reused) == "gone"
+    assert process_state({**mine, "process_host": "elsewhere"}) == "unknown"
+    if mine["process_pid_namespace"]:  # a container's process ids are not this one's
+        other = {**mine, "process_pid_namespace": "1"}
+        assert process_state({**other, "process_id": str(ended.pid)}) == "unknown"
+    assert process_state({}) == "unknown"  # a run from before the process tags

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 import torch
-from kedro.framework.session import KedroSession
 from mlflow import MlflowClient
 
 from tests.conftest import kedro_cli, run_kedro
 from ugvae_pipeline.models import UGVAE
+from ugvae_pipeline.pipeline_registry import register_pipelines
 
 TINY = {
     "train": {"epochs": 2, "group_size": 32, "progress": "off"},
@@ -20,7 +24,8 @@ TINY = {
 
 
 def _latest(folder) -> list:
-    return sorted(folder.glob("*/*"))
+    """The versions of a versioned file, oldest first (not the records saved beside them)."""
+    return sorted(folder.glob(f"*/{folder.name}"))
 
 
 def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_copy):
@@ -44,7 +49,12 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
         for term in ("loss", "reconstruction", "local_kl", "mixture_kl", "global_kl"):
             assert history[f"{split}_{term}"].notna().all()
     figures = {p.parent.parent.name for p in (data / "08_reporting" / "figures").glob("*/*/*.png")}
-    assert figures == {"reconstructions.png", "component_samples.png", "loss_curves.png"}
+    assert figures == {
+        "reconstructions.png",
+        "component_samples.png",
+        "loss_curves.png",
+        "validation_scores.png",
+    }
     for png in (data / "08_reporting" / "figures").glob("*/*/*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -68,6 +78,7 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
         "figures/reconstructions.png",
         "figures/component_samples.png",
         "figures/loss_curves.png",
+        "figures/validation_scores.png",
     }
     assert [a.path for a in client.list_artifacts(run.info.run_id, "history")] == [
         "history/training_history.csv"
@@ -75,7 +86,8 @@ def test_train_pipeline_writes_versioned_artifacts_and_tracks_mlflow(project_cop
     logged = client.search_logged_models([experiment.experiment_id])
     assert [m.name for m in logged] == ["group_codes"]  # the servable model
     assert logged[0].source_run_id == run.info.run_id
-    (version,) = client.search_model_versions("name='ugvae'")  # registered under model.name
+    # registered under a name that says model, data and input shape
+    (version,) = client.search_model_versions("name='ugvae-variant-mnist_embedded-1x28x28'")
     assert version.run_id == run.info.run_id and version.tags["model.dim_beta"] == "6"
 
     # a second run from the command line, with other parameters, lands beside the first
@@ -98,13 +110,44 @@ def test_bad_parameters_fail_before_any_node_runs(project_copy):
         run_kedro(project_copy, "train", {**TINY, "train": {**TINY["train"], "epochs": 0}})
 
 
-def test_pipelines_are_registered(project_copy):
-    from kedro.framework.project import pipelines
-    from kedro.framework.startup import bootstrap_project
+def _runs(project) -> list:
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("ugvae_pipeline")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
 
-    bootstrap_project(project_copy)
-    names = set(pipelines)
-    assert {"ingestion", "grouping", "training", "train", "__default__"} <= names
+
+def test_a_typo_in_a_group_the_pipeline_does_not_read_is_refused_before_any_run(project_copy):
+    """``train`` reads no ``evaluate:`` parameter, yet ``evaluate.sead`` is refused before any
+    node and before any MLflow run opens; so is a misspelt group, which nothing would read."""
+    with pytest.raises(ValueError, match=r"unknown parameter evaluate.sead; valid names there"):
+        run_kedro(project_copy, "train", {**TINY, "evaluate": {"sead": 3}})
+    done = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--pipelines=train", "--params", "trian.epochs=1"],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+    )
+    assert done.returncode != 0
+    assert "unknown parameter group(s) 'trian' (did you mean 'train'?)" in " ".join(
+        done.stderr.split()
+    )
+    assert not (project_copy / "data").exists()  # no node ran
+    assert _runs(project_copy) == []  # no MLflow run was opened
+
+
+def test_pipelines_are_registered():
+    pipelines = register_pipelines()
+    assert {"ingestion", "grouping", "training", "train", "__default__"} <= set(pipelines)
     train_nodes = {n.name for n in pipelines["train"].nodes}
-    assert {"ingest_images", "build_training_groups", "train_model"} <= train_nodes
-    assert KedroSession is not None
+    assert {"ingest_images", "build_training_groups", "build_heldout_groups", "train_model"} <= (
+        train_nodes
+    )
+    # the evaluation groups belong to the stages that read them: extract builds them
+    assert "build_evaluation_groups" not in train_nodes
+    assert "build_evaluation_groups" not in {n.name for n in pipelines["grouping"].nodes}
+    extract_nodes = pipelines["extract"].nodes
+    assert [n.name for n in extract_nodes] == ["build_evaluation_groups", "extract_codes"]
+    assert all("extract" in n.tags for n in extract_nodes)
+    assert pipelines["__default__"].only_nodes("build_evaluation_groups").nodes

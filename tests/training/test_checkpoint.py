@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.equivalence import assert_same_weights
 from ugvae_pipeline.data.grouping import random_group_plan, random_groups
 from ugvae_pipeline.models import UGVAE, UGVAEConfig
 from ugvae_pipeline.training import checkpoint as ckpt
@@ -79,11 +80,9 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     assert [row["epoch"] for row in final["history"]] == list(range(1, epochs + 1))
     # the epochs before the kill were carried over, not retrained (their timings are the same)
     assert final["history"][: at_kill["epoch"]] == at_kill["history"]
+    # bit for bit (tests/equivalence.py): both processes run the same operations on one thread
     expected = torch.load(tmp_path / "reference.pt", weights_only=True)
-    got = torch.load(tmp_path / "resumed.pt", weights_only=True)
-    assert expected.keys() == got.keys()
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=1e-6, msg=name)
+    assert_same_weights(torch.load(tmp_path / "resumed.pt", weights_only=True), expected)
 
 
 def test_an_interrupted_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -145,6 +144,7 @@ def _tiny_run(
     epochs=1,
     run_id=None,
     checkpoint_every=1,
+    heldout_seed=0,
     **options,
 ):
     """UG-VAE on 320 pseudo-random images in groups of 32: 10 steps per epoch."""
@@ -162,7 +162,7 @@ def _tiny_run(
     )
     plan_seed = seed if plan_seed is None else plan_seed
     plan = random_group_plan(np.arange(320), 32, epochs, seed=plan_seed)
-    heldout = random_groups(np.arange(320, 352), 1, 32, seed=0)
+    heldout = random_groups(np.arange(320, 352), 1, 32, seed=heldout_seed)
     seed_everything(seed)
     return train(
         UGVAE(UGVAEConfig(dim_z=4, dim_beta=dim_beta, n_components=3)),
@@ -186,16 +186,31 @@ def test_resume_from_a_checkpoint_of_another_configuration_is_refused(tmp_path):
         _tiny_run(tmp_path, dim_beta=6, resume=True)
     with pytest.raises(ValueError, match=r"train_groups: checkpoint '[0-9a-f]{64}'"):
         _tiny_run(tmp_path, plan_seed=1, resume=True)
+    # a different optimisation or evaluation would silently be another run too
+    for options, difference in [
+        ({"learning_rate": 1e-3}, r"learning_rate: checkpoint 0.005, this run 0.001"),
+        ({"precision": "bf16"}, r"precision: checkpoint 'fp32', this run 'bfloat16'"),
+        (
+            {"heldout_seed": 1},
+            r"heldout_groups: checkpoint '[0-9a-f]{64}', this run '[0-9a-f]{64}'",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=refused + r" \(.*" + difference):
+            _tiny_run(tmp_path, resume=True, **options)
     model, history = _tiny_run(
         tmp_path, resume=True
     )  # the same run resumes (nothing left to train)
     assert list(history["epoch"]) == [1]
 
 
-def test_no_checkpoint_to_resume_trains_from_the_start(tmp_path):
-    model, history = _tiny_run(tmp_path / "empty", resume=True)
-    assert list(history["epoch"]) == [1]
-    assert ckpt.checkpoint_path(tmp_path / "empty").exists()
+def test_resume_without_a_checkpoint_is_refused_naming_the_fix(tmp_path):
+    # a resume must not silently start again at epoch 1
+    with pytest.raises(
+        ValueError,
+        match=r"train.resume=true but there is no checkpoint at .*empty.*train.resume=false",
+    ):
+        _tiny_run(tmp_path / "empty", resume=True)
+    assert not ckpt.checkpoint_path(tmp_path / "empty").exists()
 
 
 def _preemptible_run(checkpoint_dir, epochs=2, resume=False, **options):
@@ -246,13 +261,11 @@ def test_sigterm_finishes_the_step_checkpoints_it_and_resume_ends_where_a_whole_
 
     resumed, history = _preemptible_run(tmp_path / "ck", resume=True)
     assert len(calls) == 7  # it continued at epoch 2, step 4
-    differences = {
-        name: (resumed.state_dict()[name] - value).abs().max().item()
-        for name, value in reference.state_dict().items()
-    }
-    assert max(differences.values()) <= 1e-6, differences
+    # bit for bit (tests/equivalence.py): the same operations, in this process, on its threads
+    assert_same_weights(resumed.state_dict(), reference.state_dict())
     for column in ("train_loss", "heldout_loss"):  # epoch 2's row counts its 3 steps before too
-        np.testing.assert_allclose(history[column], reference_history[column], rtol=1e-6)
+        # the same float64 sums in the same order: the checkpoint's partial sums, then the rest
+        np.testing.assert_array_equal(history[column], reference_history[column])
 
 
 def test_without_checkpoint_on_signal_the_run_stops_after_the_step_writing_nothing(

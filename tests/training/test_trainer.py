@@ -5,9 +5,17 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from tests.equivalence import (
+    assert_same_adam_training,
+    assert_same_gradients,
+    first_moments,
+    typical_difference,
+    weight_differences,
+)
 from ugvae_pipeline.data.grouping import random_group_plan, random_groups, split_indices
 from ugvae_pipeline.data.sources import load_embedded_mnist
 from ugvae_pipeline.models import UGVAE, UGVAEConfig
+from ugvae_pipeline.training import checkpoint as ckpt
 from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.seed import seed_everything
 from ugvae_pipeline.training.trainer import GroupBatcher, evaluate_loss, train
@@ -140,15 +148,19 @@ def test_progress_off_read_by_yaml_as_false_means_off():
 
 
 SHORT_RUN_SEED = 4
+LR = 5e-3  # the official step size
 
 
-def _ten_steps(mnist, **train_settings):
-    """A seeded UG-VAE trained for one epoch of 10 groups of 32 digits: ``(model, history)``."""
+def _short_run(mnist, n_groups=10, checkpoint_dir=None, **train_settings):
+    """A seeded UG-VAE trained for one epoch of ``n_groups`` groups of 32 digits (a step each):
+    ``(model, history)``; with ``checkpoint_dir``, checkpointed after the epoch."""
     images, metadata = mnist
     plan = random_group_plan(
         split_indices(metadata, "train")[:320], 32, epochs=1, seed=SHORT_RUN_SEED
-    )
+    )[:, :n_groups]
     heldout = random_groups(split_indices(metadata, "validation"), 1, 32, seed=0)
+    if checkpoint_dir is not None:
+        train_settings.update(checkpoint_every=1, checkpoint_dir=str(checkpoint_dir))
     config = TrainConfig(
         epochs=1, group_size=32, progress="off", seed=SHORT_RUN_SEED, **train_settings
     )
@@ -156,33 +168,45 @@ def _ten_steps(mnist, **train_settings):
     return train(UGVAE(UGVAEConfig()), images, plan, heldout, config)
 
 
-def test_compiled_training_matches_eager(mnist):
-    """``train.compile: true`` trains the same model: torch.compile changes only the speed."""
-    results, graphs = {}, {}
+def _first_step_gradients(mnist, checkpoint_dir, **train_settings) -> dict:
+    """The gradient of the first training step, by parameter name: Adam's first moment after
+    one step is 0.1 x the gradient (read from the checkpoint written after it)."""
+    model, _ = _short_run(mnist, 1, checkpoint_dir, **train_settings)
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(checkpoint_dir))
+    return first_moments(state["optimizer"], [name for name, _ in model.named_parameters()])
+
+
+def test_compiled_training_matches_eager(mnist, tmp_path):
+    """``train.compile: true`` trains the same model: torch.compile changes only the speed.
+
+    The compiled kernels sum in another order, so: the first step's gradients agree within
+    float32 rounding of their sums (GRADIENT_RTOL), and the weights after 10 steps of the
+    official Adam within Adam's bounds for any rounding (tests/equivalence.py), on any CPU and
+    thread count. A compiled graph that dropped a term of the loss fails both.
+    """
+    results, graphs, gradients = {}, {}, {}
     for compiled in (False, True):
         torch._dynamo.reset()
         counters.clear()
-        # Adam divides by a gradient's running scale, which turns float-order noise in a
-        # near-zero gradient into a whole step; a 1e-3 step keeps that under the tolerance
-        results[compiled] = _ten_steps(mnist, compile=compiled, learning_rate=1e-3)
+        gradients[compiled] = _first_step_gradients(
+            mnist, tmp_path / f"compiled={compiled}", compile=compiled
+        )
+        results[compiled] = _short_run(mnist, compile=compiled, learning_rate=LR)
         graphs[compiled] = counters["stats"]["unique_graphs"]
     assert graphs[False] == 0 and graphs[True] > 0  # the compiled run did run compiled graphs
+    assert_same_gradients(gradients[True], gradients[False])
     (eager, eager_history), (compiled, compiled_history) = results[False], results[True]
     assert not isinstance(
         compiled, torch._dynamo.eval_frame.OptimizedModule
     )  # the plain module comes back
-    eager_weights, compiled_weights = eager.state_dict(), compiled.state_dict()
-    assert eager_weights.keys() == compiled_weights.keys()
-    moved = False
+    assert_same_adam_training(compiled.state_dict(), eager.state_dict(), steps=10, lr=LR)
     seed_everything(SHORT_RUN_SEED)
     initial = UGVAE(UGVAEConfig()).state_dict()
-    for name, weight in eager_weights.items():
-        # 10 Adam steps: the kernels' float order differs, the optimisation does not
-        torch.testing.assert_close(compiled_weights[name], weight, rtol=1e-3, atol=1e-4, msg=name)
-        moved |= not torch.equal(weight, initial[name])
-    assert moved
-    assert np.allclose(compiled_history["train_loss"], eager_history["train_loss"], rtol=1e-4)
-    assert np.allclose(compiled_history["heldout_loss"], eager_history["heldout_loss"], rtol=1e-4)
+    # the comparison can fail: training moved most weights far beyond the typical bound
+    assert typical_difference(weight_differences(eager.state_dict(), initial)) > 10 * LR / 10
+    # means over hundreds of images of losses smooth in the weights (see test_distributed.py)
+    for column in ("train_loss", "heldout_loss"):
+        np.testing.assert_allclose(compiled_history[column], eager_history[column], rtol=1e-3)
 
 
 def test_bf16_autocast_trains_fp32_weights_with_an_fp32_objective(mnist):
@@ -200,7 +224,7 @@ def test_bf16_autocast_trains_fp32_weights_with_an_fp32_objective(mnist):
 
     histories = {}
     for precision in ("fp32", "bf16"):
-        trained, histories[precision] = _ten_steps(mnist, precision=precision)
+        trained, histories[precision] = _short_run(mnist, precision=precision)
         assert all(p.dtype == torch.float32 for p in trained.parameters())
     for column in ("train_loss", "heldout_loss"):
         fp32, bf16 = histories["fp32"][column].iloc[0], histories["bf16"][column].iloc[0]

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -46,10 +49,18 @@ def chromium() -> str:
     return path
 
 
-def render(url: str, screenshot: Path, *, budget_ms: int = 15000, size: str = "1400,900") -> str:
+def render(
+    url: str,
+    screenshot: Path,
+    *,
+    budget_ms: int = 15000,
+    size: str = "1400,900",
+    scale: float = 1.0,
+) -> str:
     """Load ``url``, let its scripts run for ``budget_ms`` of virtual time; return the DOM.
 
-    The screenshot of the same page is written to ``screenshot`` (PNG).
+    The screenshot of the same page is written to ``screenshot`` (PNG), ``scale`` device
+    pixels per CSS pixel (2: a window of ``size`` is captured at twice its width and height).
     """
     browser = chromium()
     screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +71,7 @@ def render(url: str, screenshot: Path, *, budget_ms: int = 15000, size: str = "1
             f"--user-data-dir={profile}",
             f"--window-size={size}",
             f"--virtual-time-budget={budget_ms}",
+            f"--force-device-scale-factor={scale:g}",
         ]
         dom = subprocess.run(
             [*common, "--dump-dom", url],
@@ -114,4 +126,72 @@ def serve_folder(folder: Path):
 
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+def storage_page(items: dict[str, object], then: str) -> str:
+    """An HTML page that stores ``items`` (key -> JSON value) in its origin's localStorage and
+    goes on to ``then``: served from an app's origin, it opens the app as a returning user
+    (tours and first-visit panels closed, chosen settings)."""
+    script = "".join(
+        f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(value))});"
+        for key, value in items.items()
+    )
+    return f"<!DOCTYPE html><script>{script}location.replace({json.dumps(then)});</script>"
+
+
+@contextlib.contextmanager
+def proxy_origin(target: str, pages: dict[str, str]):
+    """An http origin on 127.0.0.1 that forwards every request to ``target`` (a base URL) and
+    answers the paths of ``pages`` (e.g. ``/ugvae-view.html`` -> HTML) itself; yields its base
+    URL. A page there shares the proxied app's origin, hence its localStorage."""
+    handler = functools.partial(_ProxyHandler, target.rstrip("/"), pages)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host"}
+
+    def __init__(self, target: str, pages: dict[str, str], *args, **kwargs) -> None:
+        self.target, self.pages = target, pages
+        super().__init__(*args, **kwargs)
+
+    def _forward(self) -> None:
+        if self.path.split("?")[0] in self.pages:
+            status, headers = 200, [("Content-Type", "text/html; charset=utf-8")]
+            body = self.pages[self.path.split("?")[0]].encode()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = urllib.request.Request(
+                self.target + self.path,
+                data=self.rfile.read(length) if length else None,
+                method=self.command,
+                headers={
+                    k: v for k, v in self.headers.items() if k.lower() not in self._HOP_BY_HOP
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    status, headers, body = response.status, response.getheaders(), response.read()
+            except urllib.error.HTTPError as error:
+                status, headers, body = error.code, error.headers.items(), error.read()
+        self.send_response(status)
+        for key, value in headers:
+            if key.lower() not in self._HOP_BY_HOP | {"content-length"}:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+    def log_message(self, *args) -> None:
         pass

@@ -85,6 +85,7 @@ def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):
             "figures/loss_curves.png",
             "figures/reconstructions.png",
             "figures/component_samples.png",
+            "figures/validation_scores.png",
         }
         assert listed["history"] == {"history/training_history.csv"}
         assert listed["report"] == {"report/training_report.html"}
@@ -95,7 +96,7 @@ def test_mlflow_ui_compares_two_runs(mlflow_server, tmp_path):
             report = response.read().decode()
         assert (
             "Training report: ugvae, trained on random groups, formed without labels" in report
-            and report.count("data:image/png;base64,") == 3
+            and report.count("data:image/png;base64,") == 4
         )
         assert f"<td>model.dim_beta</td>\n      <td>{params['model.dim_beta']}</td>" in report
     assert set(by_beta) == {"6", "4"}

@@ -30,7 +30,7 @@ from ugvae_pipeline.runs import (  # noqa: E402
 log = logging.getLogger(__name__)
 
 KEYS = ["model", "variant", "dataset", "training_groups", "evaluation_groups"]
-RUN_COLUMNS = ["run_id", "start_time", *KEYS, "seed"]
+RUN_COLUMNS = ["run_id", "start_time", *KEYS, "seed", "trained_in_run"]
 
 
 def _param(runs: pd.DataFrame, name: str, default: str) -> pd.Series:
@@ -74,6 +74,14 @@ def _evaluation_groups(runs: pd.DataFrame) -> list[str]:
     return labels
 
 
+def _trained_in(runs: pd.DataFrame) -> pd.Series:
+    """The run that trained each run's model: its tag ``trained_in_run`` (a re-scoring of a
+    saved model), else the run itself."""
+    if "tags.trained_in_run" not in runs:
+        return runs["run_id"]
+    return runs["tags.trained_in_run"].where(runs["tags.trained_in_run"].notna(), runs["run_id"])
+
+
 def _variants(runs: pd.DataFrame, models: pd.Series) -> list[str]:
     options = {key: _param(runs, f"model.{key}", paper) for key, paper in PAPER_OPTIONS.items()}
     options["architecture"] = _param(runs, "model.architecture", PAPER_ARCHITECTURES[0])
@@ -84,16 +92,21 @@ def _variants(runs: pd.DataFrame, models: pd.Series) -> list[str]:
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per finished run that trained and evaluated a model (``kedro run``): ``run_id``,
-    ``start_time``, ``model``, ``variant`` (``paper`` or what differs from it, for UG-VAE), ``dataset``, ``training_groups`` (how the model's training groups
-    were formed: ``labels`` for ML-VAE), ``evaluation_groups``, ``seed``, ``heldout_loss`` (last
-    epoch's held-out negative ELBO per image) and every ``eval_*`` metric.
+    """One row per finished run that evaluated a model: ``run_id``, ``start_time``, ``model``,
+    ``variant`` (``paper`` or what differs from it, for UG-VAE), ``dataset``,
+    ``training_groups`` (how the model's training groups were formed: ``labels`` for ML-VAE),
+    ``evaluation_groups``, ``seed``, ``heldout_loss`` (last epoch's held-out negative ELBO per
+    image), ``trained_in_run`` (the run that trained the model: the run itself, or for a
+    re-scoring of a saved model its tag ``trained_in_run``) and every ``eval_*`` metric.
+
+    A re-scoring (``kedro run --pipelines=extract,evaluate``) logs the scored model's own
+    ``model.*``, ``train.seed``, ``groups.training.*`` and ``data.*`` parameters, so it is filed
+    under that model, variant, dataset and seed like the run that trained it.
 
     Left out: failed runs, training-only runs, and all but one run of a repeated (model,
     variant, dataset, groups, seed), so a seed is never averaged twice: the latest run that
-    trained, or else the latest re-scoring of a saved model (``kedro run --pipelines=extract,evaluate``,
-    no held-out loss, e.g. the same models on other evaluation groups). An empty result is an
-    error saying what to run."""
+    trained, or else the latest re-scoring of a saved model (no held-out loss, e.g. the same
+    models on other evaluation groups). An empty result is an error saying what to run."""
     evaluated = [c for c in runs.columns if c.startswith("metrics.eval_")]
     if "status" in runs:
         runs = runs[runs["status"] == "FINISHED"]
@@ -130,6 +143,7 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "Int64"
             ),
             "heldout_loss": runs["metrics.heldout_loss"],
+            "trained_in_run": _trained_in(runs),
         }
     )
     for column in sorted(evaluated):

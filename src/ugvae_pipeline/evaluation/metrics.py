@@ -138,6 +138,9 @@ def svm_accuracy(
 
     The scaler, and the PCA to ``max_dims`` components when ``D > max_dims``, are fitted
     inside each training fold. ``codes [n, D]``, ``group_types [n]``.
+
+    A fold whose fit fails raises its error (``error_score="raise"``): scikit-learn's default
+    would score it NaN and return a NaN mean, logged as if it were a score.
     """
     x = np.asarray(codes, np.float64)
     steps = [StandardScaler()]
@@ -148,7 +151,8 @@ def svm_accuracy(
         )
     model = make_pipeline(*steps, SVC(kernel=kernel, C=1.0))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(model, x, np.asarray(group_types), cv=cv).mean())
+    scores = cross_val_score(model, x, np.asarray(group_types), cv=cv, error_score="raise")
+    return float(scores.mean())
 
 
 @_one_blas_thread

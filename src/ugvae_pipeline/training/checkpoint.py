@@ -4,7 +4,8 @@ A checkpoint holds the model and optimizer ``state_dict``, every random number g
 run draws from (python, NumPy, torch CPU and CUDA, and the trainer's own noise generator),
 the epochs done, the steps done of the next epoch and its ELBO sums so far (a checkpoint
 written on a signal, mid-epoch), the history so far, the id of the tracked run that wrote it
-(when the caller gave one), and the *signature* of the run: the model config, the
+(when the caller gave one), the epoch ``train.select_epoch`` keeps so far with its weights
+(``training/selection.py``), and the *signature* of the run: the model config, the
 seed, the optimisation settings and a hash of the group plan. Resuming with another
 signature is refused, since the continuation would silently be a different run.
 
@@ -171,6 +172,7 @@ def run_signature(
     """
     return {
         "model": model.config.to_dict(),
+        "epochs": config.epochs,  # a resume takes them from here (ResumedRunHook)
         "seed": config.seed,
         "learning_rate": config.learning_rate,
         "groups_per_step": groups_per_step,
@@ -192,6 +194,8 @@ class RunState:
     images: int = 0
     history: list[dict] = field(default_factory=list)
     run_id: str | None = None
+    # the epoch train.select_epoch keeps so far, with its weights (training/selection.py)
+    selection: dict | None = None
 
 
 def save_training_state(
@@ -213,6 +217,7 @@ def save_training_state(
             "partial_images": state.images,
             "history": state.history,
             "run_id": state.run_id or "",
+            "selection": state.selection,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": capture_rng_states(noise_generator),
@@ -227,6 +232,28 @@ def checkpoint_run_id(path: str | os.PathLike) -> str | None:
     return load_checkpoint(path, mmap=True).get("run_id") or None  # no weights read
 
 
+def no_checkpoint_message(path: str | os.PathLike) -> str:
+    return (
+        f"train.resume=true but there is no checkpoint at {path} to resume from: training "
+        "writes one every train.checkpoint_every epochs (0, the default, writes none) and when "
+        "SIGTERM or Ctrl-C stops it (train.checkpoint_on_signal). Set train.resume=false to "
+        "train from the start, or train.checkpoint_dir to the checkpoint's folder"
+    )
+
+
+def checkpoint_to_resume(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint a resume continues, read without its weights (``mmap``): its
+    ``signature`` (``epochs``: the run's train.epochs), ``epoch``, ``step`` and ``run_id``.
+
+    Raises:
+        ValueError: there is no checkpoint at ``path`` (a resume must not silently start
+            again at epoch 1), or it does not load; naming the fix.
+    """
+    if not Path(path).exists():
+        raise ValueError(no_checkpoint_message(path))
+    return load_checkpoint(path, mmap=True)
+
+
 def resume_training(
     path: Path,
     signature: dict,
@@ -236,14 +263,14 @@ def resume_training(
 ) -> RunState:
     """Load the checkpoint at ``path`` into the model, optimizer and generators.
 
-    Returns where the run stands; ``RunState()`` (epoch 0) when there is no checkpoint.
+    Returns where the run stands.
 
     Raises:
-        ValueError: the checkpoint does not load, or was written by a run of another signature.
+        ValueError: there is no checkpoint at ``path``, it does not load, or it was written by
+            a run of another signature.
     """
     if not path.exists():
-        log.info("train.resume: no checkpoint at %s, training from epoch 1", path)
-        return RunState()
+        raise ValueError(no_checkpoint_message(path))
     state = load_checkpoint(path)
     check_signature(path, state["signature"], signature)
     model.load_state_dict(state["model"])
@@ -256,6 +283,7 @@ def resume_training(
         int(state.get("partial_images", 0)),
         list(state["history"]),
         state.get("run_id") or None,
+        state.get("selection"),
     )
     where = f"after epoch {stands.epochs}"
     if stands.step:

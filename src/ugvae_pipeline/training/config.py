@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ugvae_pipeline.progress import progress_mode
+from ugvae_pipeline.training.selection import SELECT_EPOCH, VALIDATION
 from ugvae_pipeline.validation import dataclass_kwargs
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -39,11 +40,25 @@ class TrainConfig:
             every this many epochs; 0 writes none.
         checkpoint_dir: the folder of the checkpoint file (working state, not a versioned
             artifact; one file, replaced atomically). Relative paths are from the project root.
-        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one (it must
-            come from a run with the same model, seed and group plan); start afresh otherwise.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (it must come from a run
+            with the same model, seed and group plan); with no checkpoint there, the run is
+            refused rather than started afresh.
         checkpoint_on_signal: on SIGTERM or Ctrl-C, finish the current step and write a
             checkpoint there (mid-epoch) before stopping, whatever ``checkpoint_every`` says;
             false stops after the step without writing one.
+        monitor_every: score the group code on validation groups every this many epochs and
+            at the last epoch (``training/monitor.py``): linear-SVM accuracy and k-means ARI of
+            the group types, beside the pooling baselines, as history columns ``val_*``
+            (MLflow metrics with the epoch as step); 0 turns it off.
+        monitor_groups: validation groups per group type, built from validation images by the
+            structured strategy of the evaluation (``groups.evaluation.strategy``, with its
+            ``group_size``); at least 5 (the SVM's folds).
+        monitor_seed: draws the validation groups, and seeds k-means and the SVM's folds.
+        select_epoch: which epoch's weights are saved, registered and evaluated: ``last``,
+            ``heldout_loss`` (the lowest held-out negative ELBO; no labels anywhere) or
+            ``validation_svm_linear`` (the highest linear-SVM accuracy of the group code on the
+            validation groups, among the scored epochs; labels only choose). Ties keep the
+            earlier epoch (``training/selection.py``).
     """
 
     epochs: int = 20
@@ -62,6 +77,10 @@ class TrainConfig:
     checkpoint_dir: str = "data/06_models/checkpoints"
     resume: bool = False
     checkpoint_on_signal: bool = True
+    monitor_every: int = 5
+    monitor_groups: int = 10
+    monitor_seed: int = 0
+    select_epoch: str = "last"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "group_size", "groups_per_step", "log_every", "devices"):
@@ -101,6 +120,36 @@ class TrainConfig:
             raise ValueError(
                 f"train.checkpoint_dir must be a non-empty path, got {self.checkpoint_dir!r}"
             )
+        self._check_monitor()
+
+    def _check_monitor(self) -> None:
+        every = self.monitor_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"train.monitor_every must be an integer >= 0 (0: off), got {every!r}")
+        n = self.monitor_groups
+        if isinstance(n, bool) or not isinstance(n, int) or n < 5:
+            raise ValueError(
+                f"train.monitor_groups must be an integer >= 5 (validation groups per group type; "
+                f"the SVM's 5 folds need 5 of each), got {n!r}"
+            )
+        seed = self.monitor_seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"train.monitor_seed must be an integer >= 0, got {seed!r}")
+        if self.select_epoch not in SELECT_EPOCH:
+            raise ValueError(
+                f"train.select_epoch={self.select_epoch!r} is unknown; use one of {list(SELECT_EPOCH)}"
+            )
+        if self.select_epoch == VALIDATION and not every:
+            raise ValueError(
+                f"train.select_epoch={VALIDATION} chooses among the epochs the validation monitor "
+                "scores, but train.monitor_every=0 turns it off; set train.monitor_every >= 1, or "
+                "train.select_epoch to last or heldout_loss"
+            )
+
+    @property
+    def monitor_on(self) -> bool:
+        """Whether the validation monitor scores the group code during training."""
+        return self.monitor_every > 0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

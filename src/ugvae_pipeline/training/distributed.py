@@ -49,9 +49,11 @@ def spawn_training(
     heldout_groups: np.ndarray,
     config: TrainConfig,
     run_id: str | None = None,
+    monitor=None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Train in ``config.devices`` spawned processes; return rank 0's model and history
-    (``run_id``: as for :func:`~ugvae_pipeline.training.trainer.train`)."""
+    (``run_id``, ``monitor``: as for :func:`~ugvae_pipeline.training.trainer.train`; the
+    monitor scores on rank 0)."""
     world = config.devices
     device = resolve_device(config.device)
     if device.type == "cuda" and torch.cuda.device_count() < world:
@@ -72,6 +74,7 @@ def spawn_training(
                 heldout_groups,
                 config,
                 run_id,
+                monitor,
             ),
             nprocs=world,
             join=True,
@@ -99,7 +102,9 @@ def _unshare(images) -> np.ndarray:
     return images.numpy()
 
 
-def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, config, run_id) -> None:
+def _worker(
+    rank, world, tmp, model, images, train_groups, heldout_groups, config, run_id, monitor
+) -> None:
     device = resolve_device(config.device)
     if device.type == "cuda":
         torch.cuda.set_device(rank)
@@ -114,7 +119,15 @@ def _worker(rank, world, tmp, model, images, train_groups, heldout_groups, confi
         backend_for(device), init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=world
     )
     try:
-        result = train(model, _unshare(images), train_groups, heldout_groups, config, run_id)
+        result = train(
+            model,
+            _unshare(images),
+            train_groups,
+            heldout_groups,
+            config,
+            run_id,
+            monitor if rank == 0 else None,
+        )
         if rank == 0:
             trained, history = result
             torch.save(

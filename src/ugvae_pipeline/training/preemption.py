@@ -6,10 +6,10 @@ signal only records itself; after each step the trainer asks :meth:`StopRequests
 which in a process group is a max-reduction over the processes (on a Gloo group, so a CUDA
 run does not synchronise its stream for it), so every process stops after the same step even
 when the signal reached only some of them. The trainer then writes a checkpoint at that step
-(``train.checkpoint_on_signal``) and raises :class:`TrainingInterrupted`. A second signal
-stops at once, without finishing the step. A signal that arrives after the last step is sent
-again when training ends, to the handler in place before it. Outside the main thread no
-handler is installed.
+(``train.checkpoint_on_signal``) and raises :class:`TrainingInterrupted`, an
+:class:`Interrupted` (a ``BaseException``). A second signal stops at once, without finishing
+the step. A signal that arrives after the last step is sent again when training ends, to the
+handler in place before it. Outside the main thread no handler is installed.
 """
 
 from __future__ import annotations
@@ -30,17 +30,35 @@ SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 _CODES = {name: code for code, name in enumerate(SIGNAL_NAMES.values(), 1)}
 
 
-class TrainingInterrupted(Exception):
-    """Training stopped by a signal at a step boundary.
+class Interrupted(BaseException):
+    """Work stopped by SIGTERM or Ctrl-C (SIGINT).
+
+    A ``BaseException``, as ``KeyboardInterrupt`` is, not an ``Exception``: code that catches
+    ``Exception`` to survive a failure lets it through. scikit-learn's cross-validation would
+    otherwise score the interrupted fold NaN and carry on, MLflow's store would re-raise it as
+    an ``MlflowException`` and Kedro's datasets as a ``DatasetError``, and the run would go on,
+    or end FAILED, instead of stopping.
 
     Attributes:
         signal_name: ``SIGTERM`` or ``SIGINT (Ctrl-C)``.
+        signum: the signal's number (a process it stops exits with ``128 + signum``).
+    """
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.signum = next(int(s) for s, name in SIGNAL_NAMES.items() if name == signal_name)
+
+
+class TrainingInterrupted(Interrupted):
+    """Training stopped by a signal at a step boundary.
+
+    Attributes:
         checkpoint: the checkpoint written at that step, or None.
     """
 
     def __init__(self, message: str, signal_name: str, checkpoint: Path | None = None) -> None:
-        super().__init__(message)
-        self.signal_name = signal_name
+        super().__init__(message, signal_name)
         self.checkpoint = checkpoint
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,10 @@ from ugvae_pipeline.training.device import (
 )
 from ugvae_pipeline.training.loss_tracking import TermAverager, check_finite
 from ugvae_pipeline.training.preemption import StopRequests, TrainingInterrupted, stop_group
+from ugvae_pipeline.training.selection import VALIDATION, EpochSelection, criterion_column
+
+if TYPE_CHECKING:
+    from ugvae_pipeline.training.monitor import GroupCodeMonitor
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ def train(
     heldout_groups: np.ndarray,
     config: TrainConfig,
     run_id: str | None = None,
+    monitor: GroupCodeMonitor | None = None,
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     """Train with Adam on a group plan; return the model (CPU, eval mode) and its history.
 
@@ -74,11 +80,14 @@ def train(
         config: training parameters.
         run_id: the tracked run this training belongs to, recorded in its checkpoints so a
             resumed run can name the run it continues.
+        monitor: scores the group code on validation groups between epochs, on rank 0
+            (``training/monitor.py``); needed by ``config.select_epoch=validation_svm_linear``.
 
     Returns:
-        The trained model and a table with one row per epoch: ``train_<term>`` and
-        ``heldout_<term>`` per image for every ELBO term, seconds and images per second
-        (over all processes).
+        The model of the epoch ``config.select_epoch`` chooses (``training/selection.py``) and
+        a table with one row per epoch: ``train_<term>`` and ``heldout_<term>`` per image for
+        every ELBO term, seconds and images per second (over all processes), the monitor's
+        ``val_*`` scores on the epochs it scored, and ``selected`` (true on the chosen epoch).
 
     Raises:
         FloatingPointError: a non-finite loss, naming the epoch and step.
@@ -87,6 +96,12 @@ def train(
     """
     check_groups(train_groups, len(images), "train_groups", ndim=3)
     check_groups(heldout_groups, len(images), "heldout_groups", ndim=2)
+    if config.select_epoch == VALIDATION and monitor is None and rank_and_world()[0] == 0:
+        raise ValueError(
+            f"train.select_epoch={VALIDATION} chooses the epoch on validation groups, but none "
+            "were given to score: build them (the grouping pipeline's validation_groups), or set "
+            "train.select_epoch to last or heldout_loss"
+        )
     if train_groups.shape[0] != config.epochs:
         raise ValueError(
             f"train_groups holds {train_groups.shape[0]} epochs of groups but train.epochs="
@@ -98,7 +113,7 @@ def train(
             "ugvae_pipeline.training.distributed.spawn_training (as the training node does), or "
             "launch with torchrun"
         )
-    return _train_process(model, images, train_groups, heldout_groups, config, run_id)
+    return _train_process(model, images, train_groups, heldout_groups, config, run_id, monitor)
 
 
 @torch.no_grad()
@@ -150,6 +165,7 @@ def _train_process(
     heldout_groups: np.ndarray,
     config: TrainConfig,
     run_id: str | None,
+    monitor: GroupCodeMonitor | None = None,
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     run = _start(model, images, train_groups, config)
     rank = run.layout.rank
@@ -161,12 +177,14 @@ def _train_process(
         run.layout.groups_per_step,
         precision_name(run.dtype),
     )
+    selection = _selection(run, monitor, signature)
     checkpoint_file = ckpt.checkpoint_path(config.checkpoint_dir)
     state = ckpt.RunState()  # where the run stands: epochs and steps done, history
     if config.resume:
         state = ckpt.resume_training(
             checkpoint_file, signature, run.model, run.optimizer, run.noise_generator
         )
+    selection.restore(state.selection)
     checkpointed = state.epochs  # epochs done in the last checkpoint
     rows, state.run_id = state.history, run_id
     done = state.epochs * run.layout.steps_per_epoch + state.step  # steps since the start
@@ -187,7 +205,8 @@ def _train_process(
                     _stop(run, signature, checkpoint_file, state, epoch, done, averager, stopped)
                 averager.all_reduce()
                 rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups, earlier))
-                state = ckpt.RunState(epoch, 0, None, 0, rows, run_id)
+                _score_epoch(run, monitor, selection, rows[-1], images)
+                state = ckpt.RunState(epoch, 0, None, 0, rows, run_id, selection=selection.saved())
                 if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
                     ckpt.save_training_state(
                         checkpoint_file,
@@ -213,8 +232,19 @@ def _train_process(
         run.progress.close()
     if rank != 0:
         return None
+    selected = selection.apply(run.model, config.epochs)
+    if selected != config.epochs:
+        log.info(
+            "train.select_epoch=%s: keeping epoch %d (%s %.4f), not the last",
+            config.select_epoch,
+            selected,
+            selection.column,
+            selection.value,
+        )
     model = run.model.cpu().to(memory_format=torch.contiguous_format).eval()
-    return model, pd.DataFrame(rows)
+    history = pd.DataFrame(rows)
+    history["selected"] = history["epoch"] == selected
+    return model, history
 
 
 def _stop(
@@ -236,6 +266,7 @@ def _stop(
             stands = ckpt.RunState(
                 epoch - 1, step, averager.sums, averager.images, state.history, state.run_id
             )
+            stands.selection = state.selection
             ckpt.save_training_state(
                 checkpoint_file, signature, stands, run.model, run.optimizer, run.noise_generator
             )
@@ -402,6 +433,52 @@ def _epoch_row(
             row["images_per_second"],
         )
     return row
+
+
+def _selection(run: _Run, monitor: GroupCodeMonitor | None, signature: dict) -> EpochSelection:
+    """The choice of the epoch to keep (``train.select_epoch``); what it depends on joins the
+    resume ``signature``, so a resumed run chooses among its epochs as the run it continues."""
+    config = run.config
+    group_code = None
+    if monitor is not None:
+        from ugvae_pipeline.training.monitor import group_code_name
+
+        group_code = group_code_name(run.model)
+    # from the configuration, the same on every process (only rank 0 holds the monitor)
+    if config.select_epoch != "last":
+        signature["select_epoch"] = config.select_epoch
+    if config.select_epoch == VALIDATION:
+        for name in ("monitor_every", "monitor_groups", "monitor_seed"):
+            signature[name] = getattr(config, name)
+    if run.layout.rank != 0:  # only rank 0 returns a model
+        return EpochSelection("last", None)
+    return EpochSelection(config.select_epoch, criterion_column(config.select_epoch, group_code))
+
+
+def _score_epoch(
+    run: _Run,
+    monitor: GroupCodeMonitor | None,
+    selection: EpochSelection,
+    row: dict,
+    images: np.ndarray,
+) -> None:
+    """Rank 0, between epochs: the monitor's validation scores join the epoch's ``row`` when
+    the epoch is due, then the selection considers the epoch."""
+    if run.layout.rank != 0:
+        return
+    epoch = row["epoch"]
+    if monitor is not None and monitor.due(epoch, run.config.epochs):
+        row.update(monitor(run.model, run.batcher, images))
+        code = "global_code" if "val_global_code_svm_linear" in row else "mean_local_code"
+        log.info(
+            "epoch %d: validation groups: %s linear SVM %.3f, k-means ARI %.3f (%.1fs)",
+            epoch,
+            code.replace("_", " "),
+            row[f"val_{code}_svm_linear"],
+            row[f"val_{code}_kmeans_ari"],
+            row["val_seconds"],
+        )
+    selection.offer(row, run.model)
 
 
 def _global_kl_weight(config: TrainConfig, steps_done: int, steps_per_epoch: int) -> float:

@@ -14,12 +14,15 @@ pool is small.
 One module per kind of group, and this package re-exports their functions:
 
 - ``common``: the images of a split, the group-size check, the evaluation group table;
-- ``random``: random groups and the random training plan;
+- ``random``: random groups, the random training plan and the held-out groups;
 - ``series``: MNIST digit-series groups;
 - ``labels``: groups formed by labels (training) and groups per value (class groups);
 - ``attributes``: attribute groups (CelebA);
 - ``domains``: single-domain and mixed groups of two domains;
-- ``strategies``: the strategies by name, and the checks of their parameters.
+- ``strategies``: the strategies by name, the evaluation groups, and the checks of their parameters.
+
+Every error of a group too large for its images names the parameter that set its size
+(``train.group_size``, ``groups.heldout.group_size``, ``groups.<strategy>.group_size``).
 """
 
 from ugvae_pipeline.data.grouping.attributes import attribute_groups
@@ -38,7 +41,12 @@ from ugvae_pipeline.data.grouping.labels import (
     parse_condition,
     value_groups,
 )
-from ugvae_pipeline.data.grouping.random import random_group_plan, random_groups, sample_groups
+from ugvae_pipeline.data.grouping.random import (
+    heldout_groups,
+    random_group_plan,
+    random_groups,
+    sample_groups,
+)
 from ugvae_pipeline.data.grouping.series import (
     SERIES,
     SERIES_DIGITS,
@@ -60,6 +68,7 @@ __all__ = [
     "domain_pools",
     "draw_by_value",
     "group_table",
+    "heldout_groups",
     "label_group_plan",
     "mix_groups",
     "parse_condition",

@@ -37,7 +37,15 @@ def attribute_groups(
         exclusive=exclusive,
     )
     if n_random_groups:
-        extra = random_groups(split_indices(metadata, split), n_random_groups, group_size, seed + 1)
+        extra = random_groups(
+            split_indices(metadata, split),
+            n_random_groups,
+            group_size,
+            seed + 1,
+            f"{split} images",
+            "groups.attribute.group_size",
+            " (or groups.attribute.n_random_groups to 0)",
+        )
         groups = np.concatenate([groups, extra])
         table = pd.concat(
             [table, group_table(n_random_groups, "random", "random")], ignore_index=True

@@ -17,14 +17,30 @@ def split_indices(metadata: pd.DataFrame, split: str) -> np.ndarray:
     return indices
 
 
-def check_group_size(n_available: int, group_size: int, what: str) -> None:
-    """``group_size`` is an integer >= 1 and at most ``n_available`` (``what`` names them)."""
+def check_group_size(
+    n_available: int,
+    group_size: int,
+    what: str,
+    parameter: str | None = None,
+    fixes: str = "",
+) -> None:
+    """``group_size`` is an integer >= 1 and at most ``n_available`` (``what`` names them).
+
+    The error names ``parameter``, the parameter that set the size (``train.group_size``,
+    ``groups.heldout.group_size``, ``groups.<strategy>.group_size``), and the fix; ``fixes``
+    adds other ways out (``", or set groups.evaluation.random.n_groups=0"``).
+    """
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
-        raise ValueError(f"group size must be an integer >= 1, got {group_size!r}")
+        raise ValueError(f"{parameter or 'group size'} must be an integer >= 1, got {group_size!r}")
     if group_size > n_available:
+        lower = (
+            f"set {parameter} (now {group_size}) to at most {n_available}"
+            if parameter
+            else f"use groups of at most {n_available}"
+        )
         raise ValueError(
             f"group size {group_size} is larger than the {n_available} {what}; "
-            f"lower train.group_size (or groups.*.group_size) to at most {n_available}, or use more data"
+            f"{lower}{fixes}, or use more images"
         )
 
 

@@ -17,15 +17,19 @@ def mix_groups(
     group_size: int,
     p: float,
     rng: np.random.Generator,
+    parameter: str | None = None,
+    names: tuple[str, str] = ("images of domain A", "images of domain B"),
 ) -> np.ndarray:
     """``[n_groups, B]`` groups whose every member comes from ``pool_a`` with probability ``p``.
 
     The number from A in a group is Binomial(B, p); members are distinct (pools are disjoint).
+    Each pool must fill a group: an error names ``parameter``, the parameter that set B, and
+    ``names`` the pools.
     """
     if not 0 <= p <= 1:
         raise ValueError(f"groups.domain.p must be a probability in [0, 1], got {p!r}")
-    from_a = sample_groups(pool_a, n_groups, group_size, rng, "images of domain A")
-    from_b = sample_groups(pool_b, n_groups, group_size, rng, "images of domain B")
+    from_a = sample_groups(pool_a, n_groups, group_size, rng, names[0], parameter)
+    from_b = sample_groups(pool_b, n_groups, group_size, rng, names[1], parameter)
     return np.where(rng.random((n_groups, group_size)) < p, from_a, from_b)
 
 
@@ -66,13 +70,11 @@ def domain_groups(
     pools = domain_pools(metadata, domains, split)
     (name_a, pool_a), (name_b, pool_b) = pools.items()
     rng = np.random.default_rng(seed)
-    single_a = sample_groups(
-        pool_a, n_groups, group_size, rng, f"{split} images of domain {name_a!r}"
-    )
-    single_b = sample_groups(
-        pool_b, n_groups, group_size, rng, f"{split} images of domain {name_b!r}"
-    )
-    mixed = mix_groups(pool_a, pool_b, n_groups, group_size, p, rng)
+    names = (f"{split} images of domain {name_a!r}", f"{split} images of domain {name_b!r}")
+    parameter = "groups.domain.group_size"
+    single_a = sample_groups(pool_a, n_groups, group_size, rng, names[0], parameter)
+    single_b = sample_groups(pool_b, n_groups, group_size, rng, names[1], parameter)
+    mixed = mix_groups(pool_a, pool_b, n_groups, group_size, p, rng, parameter, names)
     groups = np.concatenate([single_a, single_b, mixed])
     types = np.repeat([name_a, name_b, "mixed"], n_groups).tolist()
     return groups, group_table(
@@ -99,9 +101,10 @@ def domain_group_plan(
     ``n_groups`` per epoch defaults to (training images of both domains) // B, about one pass.
     """
     pools = domain_pools(metadata, domains, "train")
-    pool_a, pool_b = pools.values()
+    (name_a, pool_a), (name_b, pool_b) = pools.items()
     n_groups = n_groups or (len(pool_a) + len(pool_b)) // group_size
     rng = np.random.default_rng(seed)
-    return mix_groups(pool_a, pool_b, epochs * n_groups, group_size, p, rng).reshape(
-        epochs, n_groups, group_size
-    )
+    names = (f"training images of domain {name_a!r}", f"training images of domain {name_b!r}")
+    return mix_groups(
+        pool_a, pool_b, epochs * n_groups, group_size, p, rng, "train.group_size", names
+    ).reshape(epochs, n_groups, group_size)

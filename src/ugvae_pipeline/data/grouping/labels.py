@@ -161,11 +161,17 @@ def value_groups(
     if exclusive:
         masks &= masks.sum(axis=0) == 1
     counts = dict(zip(map(str, group_types), masks.sum(axis=1).tolist()))
-    if min(counts.values()) < group_size:
+    smallest = min(counts.values())
+    if smallest < group_size:
+        fix = (
+            f"set groups.{strategy}.group_size (now {group_size}) to at most {smallest}"
+            if smallest
+            else f"list only group types that have {split} images"
+        )
         raise ValueError(
             f"groups.{strategy}: too few {split} images to fill a group of {group_size}: {counts}"
             f"{' (images in several group types left out: exclusive=true)' if exclusive else ''}; "
-            f"lower groups.{strategy}.group_size or use more data"
+            f"{fix}, or use more images"
         )
     rng = np.random.default_rng(seed)
     groups = np.concatenate(

@@ -20,6 +20,7 @@ from ugvae_pipeline.data.grouping.attributes import attribute_groups
 from ugvae_pipeline.data.grouping.common import group_table, split_indices
 from ugvae_pipeline.data.grouping.domains import domain_groups
 from ugvae_pipeline.data.grouping.labels import class_groups, value_groups
+from ugvae_pipeline.data.grouping.random import random_groups
 from ugvae_pipeline.data.grouping.series import series_groups
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,44 @@ def evaluation_strategy(groups_params: dict, data_params: dict) -> str:
             f"(it needs one of {list(STRATEGY_SOURCES[strategy])}); choose one of {valid}"
         )
     return strategy
+
+
+def evaluation_groups(
+    metadata: pd.DataFrame, groups_params: dict, data_params: dict
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Structured evaluation groups ``[n, B]`` plus random ones, and their table.
+
+    All come from the images of ``groups.evaluation.split``. ``groups.evaluation.strategy``
+    picks the structured groups (resolved by :func:`evaluation_strategy`; their parameters are
+    the ``groups.<strategy>`` block, B its ``group_size``); ``groups.evaluation.random`` appends
+    random groups of the same B (``group_type`` ``random``). The table keeps per group its
+    strategy, type and the labels of its members (``member_labels``, evaluation only).
+    A split too small for B is an error naming ``groups.<strategy>.group_size``.
+    """
+    evaluation = groups_params["evaluation"]
+    strategy, split = (
+        evaluation_strategy(groups_params, data_params),
+        evaluation.get("split", "test"),
+    )
+    groups, table = EVALUATION_STRATEGIES[strategy](metadata, groups_params[strategy], split)
+    n_random = (evaluation.get("random") or {}).get("n_groups") or 0
+    if n_random:
+        extra = random_groups(
+            split_indices(metadata, split),
+            n_random,
+            groups.shape[1],
+            evaluation["random"]["seed"],
+            f"{split} images (groups.evaluation.random draws random groups of the size of the "
+            f"{strategy} groups)",
+            f"groups.{strategy}.group_size",
+            ", set groups.evaluation.random.n_groups=0",
+        )
+        groups = np.concatenate([groups, extra])
+        table = pd.concat([table, group_table(n_random, "random", "random")], ignore_index=True)
+    table["group_id"] = np.arange(len(table), dtype=np.int64)
+    labels = metadata["label"].to_numpy()
+    table["member_labels"] = list(labels[groups])
+    return groups, table
 
 
 def _names(block: dict, name: str) -> list[str]:

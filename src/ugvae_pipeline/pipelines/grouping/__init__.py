@@ -1,5 +1,6 @@
-"""Grouping: which images form each training, held-out and evaluation group."""
+"""Grouping: which images form each training and held-out group (the ``grouping`` stage) and
+each evaluation group (built at the start of the ``extract`` stage)."""
 
-from ugvae_pipeline.pipelines.grouping.pipeline import create_pipeline
+from ugvae_pipeline.pipelines.grouping.pipeline import create_evaluation_pipeline, create_pipeline
 
-__all__ = ["create_pipeline"]
+__all__ = ["create_evaluation_pipeline", "create_pipeline"]

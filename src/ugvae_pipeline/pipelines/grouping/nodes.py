@@ -1,4 +1,8 @@
-"""Nodes of the grouping pipeline: labels never enter training groups; groups are index arrays."""
+"""Nodes that build groups: labels never enter training groups; groups are index arrays.
+
+``build_training_groups`` and ``build_heldout_groups`` form the ``grouping`` stage (what
+``training`` reads); ``build_evaluation_groups`` opens the ``extract`` stage (what ``extract``
+and ``evaluate`` read), so ``kedro run --pipelines=train`` neither builds nor needs them."""
 
 from __future__ import annotations
 
@@ -10,14 +14,18 @@ import pandas as pd
 from ugvae_pipeline.data.grouping import (
     domain_group_plan,
     group_table,
+    heldout_groups,
     label_group_plan,
     random_group_plan,
-    random_groups,
     split_indices,
 )
-from ugvae_pipeline.data.grouping.strategies import EVALUATION_STRATEGIES, evaluation_strategy
+from ugvae_pipeline.data.grouping.strategies import evaluation_groups
+from ugvae_pipeline.data.grouping.validation import validation_groups
 from ugvae_pipeline.models.registry import configured_name
 from ugvae_pipeline.runs import training_groups
+from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.monitor import check_validation_groups
+from ugvae_pipeline.training.selection import VALIDATION
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +62,18 @@ def build_training_groups(
 
 
 def build_heldout_groups(
-    image_metadata: pd.DataFrame, heldout_params: dict
+    image_metadata: pd.DataFrame, heldout_params: dict, train_params: dict
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Random groups ``[n_groups, B]`` of validation images (never trained on, never reported as
-    a test score): the held-out loss every epoch. Returns the groups and their table."""
-    groups = random_groups(
-        split_indices(image_metadata, "validation"),
+    a test score): the held-out loss every epoch. B is ``groups.heldout.group_size``, or with
+    ``null`` (the default) ``train.group_size``, at most the validation images. Returns the
+    groups and their table."""
+    groups = heldout_groups(
+        image_metadata,
         n_groups=heldout_params["n_groups"],
-        group_size=heldout_params["group_size"],
+        group_size=heldout_params.get("group_size"),
         seed=heldout_params["seed"],
+        train_group_size=train_params["group_size"],
     )
     return groups, group_table(len(groups), "random", "random")
 
@@ -70,39 +81,76 @@ def build_heldout_groups(
 def build_evaluation_groups(
     image_metadata: pd.DataFrame, groups_params: dict, data_params: dict
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Structured evaluation groups ``[n, B]`` plus random ones, and their table.
+    """Structured evaluation groups ``[n, B]`` plus random ones, and their table: what the
+    ``extract`` and ``evaluate`` pipelines encode and score (``training`` never reads them).
 
     All come from the images of ``groups.evaluation.split``: ``test`` (every reported score) or
     ``validation`` (choosing model options; use other seeds there too).
     ``groups.evaluation.strategy`` picks the structured groups (their parameters are the
-    ``groups.<strategy>`` block; ``auto``: the groups ``data.source`` can build); ``groups.evaluation.random`` appends random groups
-    (``group_type`` ``random``), the unstructured reference. The table keeps per group its
-    strategy, type and, for labelled sources, the labels of its members (evaluation only).
+    ``groups.<strategy>`` block; ``auto``: the groups ``data.source`` can build);
+    ``groups.evaluation.random`` appends random groups (``group_type`` ``random``), the
+    unstructured reference. The table keeps per group its strategy, type and, for labelled
+    sources, the labels of its members (evaluation only).
     """
-    evaluation = groups_params["evaluation"]
-    strategy, split = (
-        evaluation_strategy(groups_params, data_params),
-        evaluation.get("split", "test"),
-    )
-    groups, table = EVALUATION_STRATEGIES[strategy](image_metadata, groups_params[strategy], split)
-    n_random = (evaluation.get("random") or {}).get("n_groups") or 0
-    if n_random:
-        extra = random_groups(
-            split_indices(image_metadata, split),
-            n_random,
-            groups.shape[1],
-            evaluation["random"]["seed"],
-        )
-        groups = np.concatenate([groups, extra])
-        table = pd.concat([table, group_table(n_random, "random", "random")], ignore_index=True)
-    table["group_id"] = np.arange(len(table), dtype=np.int64)
-    labels = image_metadata["label"].to_numpy()
-    table["member_labels"] = list(labels[groups])
+    groups, table = evaluation_groups(image_metadata, groups_params, data_params)
     log.info(
         "built %d evaluation groups of %d %s images: %s",
         len(groups),
         groups.shape[1],
-        split,
+        groups_params["evaluation"].get("split", "test"),
         table["group_type"].value_counts().to_dict(),
     )
     return groups, table
+
+
+def build_validation_groups(
+    image_metadata: pd.DataFrame, groups_params: dict, data_params: dict, train_params: dict
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Structured groups ``[n, B]`` of validation images, and their table: what the trainer
+    scores the group code on every ``train.monitor_every`` epochs and what
+    ``train.select_epoch=validation_svm_linear`` chooses the epoch on (never test images).
+
+    The strategy of ``groups.evaluation.strategy`` builds ``train.monitor_groups`` groups per
+    group type with ``train.monitor_seed`` (``data/grouping/validation.py``). Where they cannot
+    be built or scored (too few validation images, fewer than two group types), the scores are
+    off with a logged reason and the arrays are empty; a run that chooses its epoch on them is
+    refused instead, before training. Empty too when nothing reads them (the monitor off).
+    """
+    config = TrainConfig.from_dict(train_params)
+    needed = config.select_epoch == VALIDATION
+    if not (config.monitor_on or needed):
+        return _no_validation_groups()
+    try:
+        groups, table = validation_groups(
+            image_metadata, groups_params, data_params, config.monitor_groups, config.monitor_seed
+        )
+        reason = check_validation_groups(groups, table["group_type"].to_numpy())
+    except ValueError as err:
+        reason = str(err)
+    if reason is not None:
+        if needed:
+            raise ValueError(
+                f"train.select_epoch={VALIDATION} chooses the epoch on validation groups, but "
+                f"they cannot be built from these images: {reason}. Set train.select_epoch to "
+                "last or heldout_loss, or give the validation split more images"
+            )
+        log.warning(
+            "validation scores of the group code are off (train.monitor_every=%d): no "
+            "validation groups: %s",
+            config.monitor_every,
+            reason,
+        )
+        return _no_validation_groups()
+    log.info(
+        "built %d validation groups of %d validation images: %s",
+        len(groups),
+        groups.shape[1],
+        table["group_type"].value_counts().to_dict(),
+    )
+    return groups, table
+
+
+def _no_validation_groups() -> tuple[np.ndarray, pd.DataFrame]:
+    return np.empty((0, 0), dtype=np.int64), pd.DataFrame(
+        {"group_id": pd.Series([], dtype="int64"), "group_type": pd.Series([], dtype="string")}
+    )

@@ -6,6 +6,7 @@ from ugvae_pipeline.pipelines.training.nodes import (
     train_model,
     training_figures,
     training_report,
+    validation_scores_figure,
 )
 
 
@@ -14,7 +15,16 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 train_model,
-                inputs=["images", "train_groups", "heldout_groups", "params:model", "params:train"],
+                inputs=[
+                    "images",
+                    "train_groups",
+                    "heldout_groups",
+                    "params:model",
+                    "params:train",
+                    "params:groups",
+                    "validation_groups",
+                    "validation_group_metadata",
+                ],
                 outputs=["trained_model", "training_history"],
                 name="train_model",
             ),
@@ -47,6 +57,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="plot_training_figures",
             ),
             node(
+                validation_scores_figure,
+                inputs="training_history",
+                outputs="validation_scores_figure",
+                name="plot_validation_scores",
+            ),
+            node(
                 training_report,
                 inputs={
                     "history": "training_history",
@@ -56,6 +72,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "loss_curves": "loss_curves_figure",
                     "reconstructions": "reconstructions_figure",
                     "component_samples": "component_samples_figure",
+                    "validation_scores": "validation_scores_figure",
                 },
                 outputs="training_report",
                 name="report_training",

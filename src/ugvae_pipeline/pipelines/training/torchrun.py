@@ -33,8 +33,7 @@ from pathlib import Path
 
 import click
 from kedro.framework.cli.utils import _split_params
-from kedro.framework.project import pipelines
-from kedro.framework.session import KedroSession
+from kedro.framework.project import pipelines, settings
 from kedro.framework.startup import bootstrap_project
 from torch import distributed as dist
 
@@ -58,7 +57,8 @@ def main(env: str | None, params: dict) -> None:
     project = Path.cwd()
     bootstrap_project(project)
     rank = int(os.environ.get("RANK", "0"))
-    with KedroSession.create(
+    # the project's session class, as kedro run's: a SIGTERM ends the run KILLED (session.py)
+    with settings.SESSION_CLASS.create(
         project_path=project, env=env, runtime_params=params or None
     ) as session:
         catalog = session.load_context().catalog
