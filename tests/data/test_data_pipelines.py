@@ -1,4 +1,4 @@
-"""Ingestion + grouping pipelines (src/ugvae_pipeline/pipelines) on a real DataCatalog."""
+"""Ingestion, grouping and the evaluation groups (src/ugvae_pipeline/pipelines) on a real DataCatalog."""
 
 from __future__ import annotations
 
@@ -61,7 +61,11 @@ def _run(tmp_path, celeba_root, image_folder_root, groups: dict) -> DataCatalog:
     }
     catalog = _catalog(tmp_path, params)
     pipelines = register_pipelines()
-    SequentialRunner().run(pipelines["ingestion"] + pipelines["grouping"], catalog)
+    # grouping builds what training reads; extract opens with the evaluation groups
+    evaluation_groups = pipelines["extract"].only_nodes("build_evaluation_groups")
+    SequentialRunner().run(
+        pipelines["ingestion"] + pipelines["grouping"] + evaluation_groups, catalog
+    )
     return catalog
 
 

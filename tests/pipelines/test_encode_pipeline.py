@@ -3,6 +3,7 @@ encoded with the latest trained model, decoded exactly as ingestion decodes."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -157,10 +158,15 @@ def test_encode_pipeline_writes_code_tables_equal_to_the_model_encoding(
     assert logged == {"encode/encoded_global_codes.parquet", "encode/encoded_local_codes.parquet"}
 
 
-def test_encode_is_registered_apart_from_the_default_chain(project_copy):
+def test_encode_is_registered_apart_from_the_default_chain(project_copy, monkeypatch):
     from kedro.framework.project import pipelines
     from kedro.framework.startup import bootstrap_project
 
+    # bootstrap_project adds the project's src/ to PYTHONPATH: monkeypatch records it as it
+    # is now (set or not) and puts it back after
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    if os.environ["PYTHONPATH"] == "":
+        monkeypatch.delenv("PYTHONPATH")
     bootstrap_project(project_copy)
     assert {n.name for n in pipelines["encode"].nodes} == {"encode_own_groups"}
     assert pipelines["encode"].nodes[0].tags == {"encode"}

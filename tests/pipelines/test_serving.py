@@ -157,9 +157,14 @@ def test_the_served_model_refuses_pixels_outside_0_1_or_not_finite(pyfunc_model,
 
 
 @pytest.fixture
-def tracking_store(tmp_path, monkeypatch):
-    """A fresh MLflow store for this test, through the environment (restored after)."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+def tracking_store(tmp_path, monkeypatch, request):
+    """A fresh MLflow store for this test, through the environment and MLflow's own setting
+    (an earlier in-process Kedro run may have set it; both restored after)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(previous))
     # MLflow's telemetry thread sets or unsets this when it likes: keep it as it was
     session = os.environ.get("_MLFLOW_TELEMETRY_SESSION_ID")
     monkeypatch.setenv("_MLFLOW_TELEMETRY_SESSION_ID", session or "")
