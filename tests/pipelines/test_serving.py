@@ -164,7 +164,19 @@ def tracking_store(tmp_path, monkeypatch, request):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    request.addfinalizer(lambda: mlflow.set_tracking_uri(previous))
+    # the active experiment too: an earlier run's id does not exist in this store
+    from mlflow.tracking import fluent
+
+    active = fluent._active_experiment_id
+    # set_experiment exports MLFLOW_EXPERIMENT_ID: monkeypatch records it as it is (set or not)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", os.environ.get("MLFLOW_EXPERIMENT_ID", ""))
+    mlflow.set_experiment("registered_names")
+
+    def restore() -> None:
+        mlflow.set_tracking_uri(previous)
+        fluent._active_experiment_id = active
+
+    request.addfinalizer(restore)
     # MLflow's telemetry thread sets or unsets this when it likes: keep it as it was
     session = os.environ.get("_MLFLOW_TELEMETRY_SESSION_ID")
     monkeypatch.setenv("_MLFLOW_TELEMETRY_SESSION_ID", session or "")
