@@ -165,11 +165,11 @@ def default_run(tmp_path_factory) -> Path:
 
 
 def kedro_cli(
-    project: Path, *args: str, env: dict[str, str] | None = None
+    project: Path, *args: str, env: dict[str, str] | None = None, succeed: bool = True
 ) -> subprocess.CompletedProcess:
     """``kedro run *args`` from the command line in ``project``, as a user types it (its own
     process and MLflow run), with ``env`` added to the environment; fails the test with the
-    command's stderr when it fails."""
+    command's stderr when it fails (``succeed=False``: when it does not fail)."""
     done = subprocess.run(
         [sys.executable, "-m", "kedro", "run", *args],
         cwd=project,
@@ -178,7 +178,7 @@ def kedro_cli(
         timeout=900,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", **(env or {})},
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert (done.returncode == 0) == succeed, done.stderr[-3000:]
     return done
 
 

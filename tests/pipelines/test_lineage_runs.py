@@ -6,11 +6,8 @@ configuration."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -42,15 +39,7 @@ def _copy(trained, root):
 
 def _fails(project, *args) -> str:
     """``kedro run *args`` that must fail; its stderr."""
-    done = subprocess.run(
-        [sys.executable, "-m", "kedro", "run", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-    )
-    assert done.returncode != 0, done.stderr[-3000:]
+    done = kedro_cli(project, *args, succeed=False)
     return " ".join(done.stderr.split())  # rich wraps long lines
 
 
