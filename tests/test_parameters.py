@@ -14,11 +14,46 @@ def _parameters(env):
     ]
 
 
-@pytest.mark.parametrize("env", ["base", "celeba", "domain_alignment", "official"])
+ENVIRONMENTS = sorted(
+    path.name
+    for path in (PROJECT_ROOT / "conf").iterdir()
+    if path.is_dir() and path.name != "local"
+)
+
+
+def test_every_environment_is_checked():
+    assert {"base", "celeba", "domain_alignment", "official", "paper_scale"} <= set(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_the_shipped_parameters_of_every_environment_pass(env):
     params = _parameters(env)
     assert set(GROUPS) <= set(params)  # every group the project ships is checked
     check_parameters(params)
+
+
+def test_the_paper_scale_environment_is_the_official_model_on_full_mnist():
+    official, paper_scale = _parameters("official"), _parameters("paper_scale")
+    assert paper_scale["model"] == official["model"]
+    differ = {
+        key
+        for key in official["train"].keys() | paper_scale["train"].keys()
+        if official["train"].get(key) != paper_scale["train"].get(key)
+    }
+    assert differ == {"epochs", "monitor_every", "monitor_groups"}
+    assert paper_scale["data"]["source"] == "mnist"
+    # 54,000 training digits in groups of 128: the official run's ~3,750 steps
+    assert abs(paper_scale["train"]["epochs"] * (54_000 // 128) - 3750) < 54_000 // 128
+
+
+def test_series_of_training_digits_in_order_are_a_valid_protocol():
+    params = _parameters("base")
+    params["groups"]["evaluation"]["split"] = "train"
+    params["groups"]["series"]["draw"] = "in_order"
+    check_parameters(params)
+    params["groups"]["series"]["draw"] = "in order"
+    with pytest.raises(ValueError, match=r"groups.series.draw"):
+        check_parameters(params)
 
 
 def check_evaluate_parameters(evaluate, groups, source="mnist_embedded"):
@@ -127,7 +162,7 @@ def test_unknown_names_are_refused_naming_the_valid_ones(group, params, message)
             "groups",
             {"series": {"group_szie": 3}},
             "unknown parameter groups.series.group_szie; valid names there: "
-            "['digits', 'group_size', 'groups_per_series', 'names', 'seed']",
+            "['digits', 'draw', 'group_size', 'groups_per_series', 'names', 'seed']",
         ),
         (
             "groups",
@@ -226,8 +261,8 @@ def test_bad_data_parameters_are_named(params, message):
         ({"domain": {"p": 1.5}}, "groups.domain.p must be a number <= 1.0, got 1.5"),
         ({"attribute": {"exclusive": "no"}}, "groups.attribute.exclusive must be true or false"),
         (
-            {"evaluation": {"split": "train"}},
-            "groups.evaluation.split='train' is unknown; choose one of 'validation' or 'test'",
+            {"evaluation": {"split": "training"}},
+            "groups.evaluation.split='training' is unknown; choose one of 'validation', 'test' or 'train'",
         ),
         (
             {"series": {"digits": "all"}},

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ugvae_pipeline.data.grouping.series import SERIES, SERIES_DIGITS
+from ugvae_pipeline.data.grouping.series import SERIES, SERIES_DIGITS, SERIES_DRAWS
 from ugvae_pipeline.data.grouping.strategies import (
     EVALUATION_STRATEGIES,
     TRAINING_STRATEGIES,
@@ -130,7 +130,7 @@ class RandomGroups(Block):
 
 class EvaluationGroups(Block):
     strategy: Literal[("auto", *sorted(EVALUATION_STRATEGIES))] = None  # type: ignore[valid-type]
-    split: Literal["validation", "test"] = None
+    split: Literal["validation", "test", "train"] = None
     random: RandomGroups = None
 
 
@@ -139,6 +139,7 @@ class SeriesGroups(Block):
     groups_per_series: int = Field(None, ge=1)
     group_size: int = Field(None, ge=1)
     digits: Literal[SERIES_DIGITS] = None  # type: ignore[valid-type]
+    draw: Literal[SERIES_DRAWS] = None  # type: ignore[valid-type]
     seed: int = Field(None, ge=0)
 
     @field_validator("names")

@@ -206,3 +206,34 @@ def test_ten_thousand_groups_under_a_second(pool):
     groups, _, _ = series_groups(labels, heldout, 2500, 128, seed=0)
     assert groups.shape == (10_000, 128)
     assert time.perf_counter() - start < 1.0
+
+
+def _official_in_order(group_digits, labels, pool):
+    """Independent restatement of the official script's draw: one iterator per class over the
+    pool in order; every digit of every group takes the next image of its class."""
+    iterators = {d: iter(pool[labels[pool] == d].tolist()) for d in range(10)}
+    return np.array([[next(iterators[d]) for d in row] for row in group_digits])
+
+
+def test_in_order_draws_each_class_in_pool_order_without_repeats(pool):
+    labels, heldout = pool
+    shuffled = np.random.default_rng(4).permutation(heldout)  # the pool's order is what counts
+    groups, table, digits = series_groups(labels, shuffled, 2, 64, seed=3, draw="in_order")
+    np.testing.assert_array_equal(groups, _official_in_order(digits, labels, shuffled))
+    assert len(np.unique(groups)) == groups.size  # no image twice, across groups too
+    np.testing.assert_array_equal(labels[groups], digits)
+    # the offsets and digits are drawn as for the default draw; only the images differ
+    again, again_table, again_digits = series_groups(labels, shuffled, 2, 64, seed=3)
+    np.testing.assert_array_equal(again_digits, digits)
+    assert again_table.equals(table)
+    assert len(np.unique(again)) < again.size  # with replacement: repeats in 512 draws
+
+
+def test_in_order_refuses_a_pool_too_small_naming_the_counts(pool):
+    labels, heldout = pool
+    with pytest.raises(
+        ValueError, match=r"more images than the pool has \(.*needed, \d+ in the pool"
+    ):
+        series_groups(labels, heldout, 50, 128, draw="in_order")
+    with pytest.raises(ValueError, match=r"groups.series.draw must be one of"):
+        series_groups(labels, heldout, 1, 8, draw="sorted")

@@ -89,6 +89,13 @@ def store(tmp_path):
         mlflow.log_metric("eval_global_code_svm_linear", 0.33)
     with mlflow.start_run(
         experiment_id=experiment
+    ):  # the official script's protocol (training digits in order): a row of its own
+        mlflow.log_params(
+            {**series_params, "groups.evaluation.split": "train", "groups.series.draw": "in_order"}
+        )
+        mlflow.log_metric("eval_global_code_svm_linear", 0.44)
+    with mlflow.start_run(
+        experiment_id=experiment
     ):  # ugvae seed 2 again, later: replaces the first
         mlflow.log_params(
             {
@@ -113,13 +120,15 @@ def test_runs_table_has_one_row_per_evaluated_run_with_effective_training_groups
     table = runs_table(store)
     # not the training-only or failed runs, the re-scoring of trained groups, nor the first of the repeated seed 2
     assert (
-        len(table) == 7
+        len(table) == 8
         and "gmvae" not in set(table["model"])
         and 0.11 not in set(table["eval_global_code_svm_linear"])
     )
     assert "2 earlier run(s) of a repeated model/dataset/groups/seed left out" in caplog.text
     auto = table[table["model"] == "beta_vae"]
     assert list(auto["evaluation_groups"]) == ["series"]  # auto, resolved for its digit source
+    official = table[table["evaluation_groups"] == "series(in order) [train]"]
+    assert official["eval_global_code_svm_linear"].tolist() == [0.44]
     harder = table[table["evaluation_groups"] == "series(all digits)"]
     assert (
         harder["eval_global_code_svm_linear"].tolist() == [0.33]
@@ -178,7 +187,7 @@ def test_summary_is_mean_and_sample_std_over_seeds_and_renders_per_dataset(store
     fig = comparison_figure(summary, METRICS)
     assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == METRICS
     heights = sorted(round(p.get_height(), 3) for p in fig.axes[1].patches)
-    assert heights == [0.33, 0.65, 0.77, 0.85, 0.95]
+    assert heights == [0.33, 0.44, 0.65, 0.77, 0.85, 0.95]
     with pytest.raises(ValueError, match="none of compare.metrics"):
         summary_table(runs_table(store), ["eval_typo"])
 

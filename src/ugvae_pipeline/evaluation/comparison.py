@@ -53,23 +53,28 @@ def _dataset(source: str, mixed_sources: str) -> str:
 
 
 def _evaluation_groups(runs: pd.DataFrame) -> list[str]:
-    """``series``, ``series(all digits)`` for the harder series, `` [validation]`` when the
-    groups were validation groups (choosing options), never mixed with test groups; ``auto``
-    as the run resolved it for its data source."""
+    """``series``, ``series(all digits)`` for the harder series, ``series(in order)`` for
+    series drawn as the official script draws them, `` [validation]`` (or `` [train]``) when
+    the groups were not test groups, never mixed with test groups; ``auto`` as the run
+    resolved it for its data source."""
     labels = []
-    for strategy, source, digits, split in zip(
+    for strategy, source, digits, draw, split in zip(
         _param(runs, "groups.evaluation.strategy", "?"),
         _param(runs, "data.source", "?"),
         _param(runs, "groups.series.digits", "first_256"),
+        _param(runs, "groups.series.draw", "with_replacement"),
         _param(runs, "groups.evaluation.split", "test"),
     ):
         if strategy == "auto":
             strategy = AUTO_STRATEGY.get(source, "auto")
-        label = (
-            "series(all digits)"
-            if strategy == "series" and digits == "all_of_first_256_numbers"
-            else strategy
-        )
+        label = strategy
+        if strategy == "series":
+            kinds = [
+                digits == "all_of_first_256_numbers" and "all digits",
+                draw == "in_order" and "in order",
+            ]
+            kinds = [kind for kind in kinds if kind]
+            label += f"({', '.join(kinds)})" if kinds else ""
         labels.append(label + ("" if split == "test" else f" [{split}]"))
     return labels
 

@@ -5,7 +5,10 @@ are written in decimal, split into digits and concatenated. As in the official c
 **first 256 digits** of that string are kept (``digits="first_256"``): even is
 0,2,4,6,8,1,0,1,2,1,4,... A group is ``group_size`` consecutive digits of the string from an
 offset drawn uniformly over its positions, wrapping around the end, each digit replaced by a
-random image of that class drawn from a pool of image indices (test images for evaluation).
+random image of that class drawn from a pool of image indices (test images for evaluation),
+with replacement (``draw="with_replacement"``, the project's protocol). The official script
+instead takes each class's images in the order of the pool, each once, continuing from one
+group to the next (``draw="in_order"``; it draws them from the training digits).
 
 ``digits="all_of_first_256_numbers"`` keeps every digit of the first 256 numbers: strings of
 713 (even, odd), 827 (primes) and 6,861 (fibonacci) digits, where the fibonacci digits are
@@ -70,6 +73,7 @@ SERIES: dict[str, Callable[[int], list[int]]] = {
 
 SERIES_LENGTH = 256  # numbers of each series written out, and digits kept (official: 256)
 SERIES_DIGITS = ("first_256", "all_of_first_256_numbers")  # official | the harder variant
+SERIES_DRAWS = ("with_replacement", "in_order")  # the project's | the official script's
 
 
 def series_digits(name: str, digits: str = "first_256") -> np.ndarray:
@@ -123,6 +127,46 @@ def draw_by_value(
     return order[starts[slot] + offsets]
 
 
+def take_in_order(values: np.ndarray, pool_values: np.ndarray) -> np.ndarray:
+    """Replace each entry of ``values`` (any shape, read row by row) by the next unused image of
+    that value: the k-th occurrence of value v takes the k-th image of value v in ``pool_values``
+    order, so no image is taken twice (the official script's per-class iterators).
+
+    Returns row positions into ``pool_values`` of the shape of ``values``.
+
+    Raises:
+        ValueError: a value with fewer images in the pool than occurrences (naming both counts),
+            or none at all.
+    """
+    flat = np.asarray(values).ravel()
+    order = np.argsort(pool_values, kind="stable")
+    kinds, starts, counts = np.unique(pool_values[order], return_index=True, return_counts=True)
+    needed_kinds, needed = np.unique(flat, return_counts=True)
+    slot = np.searchsorted(kinds, needed_kinds)
+    have = np.where(
+        (slot < len(kinds)) & (kinds[np.minimum(slot, len(kinds) - 1)] == needed_kinds),
+        counts[np.minimum(slot, len(kinds) - 1)],
+        0,
+    )
+    short = needed > have
+    if short.any():
+        detail = ", ".join(
+            f"{v}: {n} needed, {h} in the pool"
+            for v, n, h in zip(needed_kinds[short], needed[short], have[short])
+        )
+        raise ValueError(
+            f"drawing in order without repeats needs more images than the pool has ({detail}); "
+            "use fewer or smaller groups (groups.series.groups_per_series, group_size), a larger "
+            "split, or groups.series.draw=with_replacement"
+        )
+    by_value = np.argsort(flat, kind="stable")  # occurrences of each value, in reading order
+    sorted_values = flat[by_value]
+    rank = np.empty(len(flat), dtype=np.int64)
+    rank[by_value] = np.arange(len(flat)) - np.searchsorted(sorted_values, sorted_values)
+    first = starts[np.searchsorted(kinds, flat)]
+    return order[first + rank].reshape(np.shape(values))
+
+
 def series_groups(
     labels: np.ndarray,
     pool: np.ndarray,
@@ -131,6 +175,7 @@ def series_groups(
     series: list[str] | tuple[str, ...] = ("even", "odd", "fibonacci", "primes"),
     digits: str = "first_256",
     seed: int = 0,
+    draw: str = "with_replacement",
 ) -> tuple[np.ndarray, pd.DataFrame, np.ndarray]:
     """Digit-series groups of images, vectorised.
 
@@ -143,6 +188,9 @@ def series_groups(
         series: names in ``SERIES``.
         digits: ``first_256`` (official) or ``all_of_first_256_numbers`` (see :func:`series_digits`).
         seed: draws the offsets and the images.
+        draw: ``with_replacement`` (each digit a random image of its class) or ``in_order``
+            (the official script: each class's images in pool order, none twice, series by
+            series; see :func:`take_in_order`).
 
     Returns:
         ``(groups [S·n, B] int64 image indices, table, digits [S·n, B] int64)``; the table has
@@ -154,6 +202,8 @@ def series_groups(
     pool = np.asarray(pool, dtype=np.int64)
     if groups_per_series < 1 or group_size < 1:
         raise ValueError("groups_per_series and group_size must be >= 1")
+    if draw not in SERIES_DRAWS:
+        raise ValueError(f"groups.series.draw must be one of {list(SERIES_DRAWS)}, got {draw!r}")
     rng = np.random.default_rng(seed)
     digit_rows, offsets, names = [], [], []
     for name in series:
@@ -169,7 +219,10 @@ def series_groups(
     missing = sorted(set(np.unique(group_digits).tolist()) - set(np.unique(pool_labels).tolist()))
     if missing:
         raise ValueError(f"the image pool has no image of digit(s) {missing} used by the series")
-    groups = pool[draw_by_value(group_digits, pool_labels, rng)]
+    if draw == "in_order":
+        groups = pool[take_in_order(group_digits, pool_labels)]
+    else:
+        groups = pool[draw_by_value(group_digits, pool_labels, rng)]
 
     n = len(groups)
     table = pd.DataFrame(

@@ -39,6 +39,7 @@ def _series(metadata: pd.DataFrame, params: dict, split: str) -> tuple[np.ndarra
         tuple(params["names"]),
         digits=params.get("digits", "first_256"),
         seed=params["seed"],
+        draw=params.get("draw", "with_replacement"),
     )
     return groups, table
 
