@@ -167,7 +167,7 @@ def test_unknown_names_are_refused_naming_the_valid_ones(group, params, message)
         (
             "groups",
             {"klass": {}},
-            "unknown parameter groups.klass; valid names there: ['attribute', 'class', 'domain',",
+            "unknown parameter groups.klass; valid names there: ['attribute', 'class', 'clusters', 'domain',",
         ),
         (
             "data",

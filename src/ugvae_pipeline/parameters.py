@@ -116,6 +116,13 @@ class TrainingGroups(Block):
     label_column: str = None
 
 
+class ClusterGroups(Block):
+    n_clusters: int = Field(None, ge=2)
+    alpha: float = Field(None, gt=0)
+    pca_dims: int = Field(None, ge=1)
+    seed: int = Field(None, ge=0)
+
+
 class HeldoutGroups(Block):
     n_groups: int = Field(None, ge=1)
     # null: train.group_size, at most the validation images (data/grouping/random.py)
@@ -185,6 +192,7 @@ class GroupsParams(Block):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
     training: TrainingGroups = None
+    clusters: ClusterGroups = None
     heldout: HeldoutGroups = None
     evaluation: EvaluationGroups = None
     series: SeriesGroups = None

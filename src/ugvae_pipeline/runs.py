@@ -77,6 +77,8 @@ def describe_training_groups(name: str, strategy: str, label_column: str = "labe
         return f"groups formed by labels: every group shares one value of {label_column!r} ({supervision})"
     if effective == "mixed_domains":
         return "mixed-domain groups, formed without labels"
+    if effective == "clusters":
+        return "groups of Dirichlet compositions over pixel clusters, formed without labels"
     return "random groups, formed without labels (unsupervised)"
 
 

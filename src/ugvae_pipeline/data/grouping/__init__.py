@@ -7,9 +7,9 @@ strategy's own columns: ``attribute``/``value``, ``domain``/``fraction_a``...).
 
 Every strategy draws with vectorised numpy indexing from a seeded ``np.random.default_rng``;
 evaluation groups come from one split's images only (``test``, or ``validation`` to choose
-options). A group never holds the same image twice (series groups excepted: each digit draws an
-image of its class with replacement); different groups may share images when a
-pool is small.
+options). A group never holds the same image twice (series groups and cluster training groups
+excepted: each member draws an image of its class or cluster with replacement); different groups
+may share images when a pool is small.
 
 One module per kind of group, and this package re-exports their functions:
 
@@ -19,6 +19,7 @@ One module per kind of group, and this package re-exports their functions:
 - ``labels``: groups formed by labels (training) and groups per value (class groups);
 - ``attributes``: attribute groups (CelebA);
 - ``domains``: single-domain and mixed groups of two domains;
+- ``clusters``: training groups with Dirichlet compositions over pixel clusters (no labels);
 - ``strategies``: the strategies by name, the evaluation groups, and the checks of their parameters.
 
 Every error of a group too large for its images names the parameter that set its size
@@ -26,6 +27,7 @@ Every error of a group too large for its images names the parameter that set its
 """
 
 from ugvae_pipeline.data.grouping.attributes import attribute_groups
+from ugvae_pipeline.data.grouping.clusters import cluster_group_plan, pixel_clusters
 from ugvae_pipeline.data.grouping.common import group_table, split_indices
 from ugvae_pipeline.data.grouping.domains import (
     domain_group_plan,
@@ -62,6 +64,7 @@ __all__ = [
     "SERIES_DIGITS",
     "attribute_groups",
     "class_groups",
+    "cluster_group_plan",
     "condition_masks",
     "domain_group_plan",
     "domain_groups",
@@ -72,6 +75,7 @@ __all__ = [
     "label_group_plan",
     "mix_groups",
     "parse_condition",
+    "pixel_clusters",
     "random_group_plan",
     "random_groups",
     "sample_groups",

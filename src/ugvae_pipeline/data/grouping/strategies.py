@@ -25,7 +25,7 @@ from ugvae_pipeline.data.grouping.series import series_groups
 
 log = logging.getLogger(__name__)
 
-TRAINING_STRATEGIES = ("random", "mixed_domains", "labels")
+TRAINING_STRATEGIES = ("random", "mixed_domains", "labels", "clusters")
 
 GroupBuilder = Callable[[pd.DataFrame, dict, str], "tuple[np.ndarray, pd.DataFrame]"]
 

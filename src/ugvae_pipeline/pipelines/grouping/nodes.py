@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 
 from ugvae_pipeline.data.grouping import (
+    cluster_group_plan,
     domain_group_plan,
     group_table,
     heldout_groups,
     label_group_plan,
+    pixel_clusters,
     random_group_plan,
     split_indices,
 )
@@ -31,15 +33,21 @@ log = logging.getLogger(__name__)
 
 
 def build_training_groups(
-    image_metadata: pd.DataFrame, train_params: dict, groups_params: dict, model_params: dict
+    images: np.ndarray,
+    image_metadata: pd.DataFrame,
+    train_params: dict,
+    groups_params: dict,
+    model_params: dict,
 ) -> np.ndarray:
     """Training groups ``[E, n, B]`` of ``train.group_size`` training images, redrawn each epoch.
 
     ``groups.training.strategy``: ``random`` (i.i.d. random groups, the paper's unsupervised
     setting), ``mixed_domains`` (each member from domain A with probability
-    ``groups.domain.p``; needs ``data.source=mixed``) or ``labels`` (members share a value of
-    ``groups.training.label_column``). The weakly supervised ML-VAE (``model.name=mlvae``)
-    always trains on groups formed by labels, its intended use.
+    ``groups.domain.p``; needs ``data.source=mixed``), ``clusters`` (compositions drawn from
+    Dirichlet(``groups.clusters.alpha``) over k-means clusters of the training pixels: structure
+    formed without labels; the only strategy that reads ``images``) or ``labels`` (members share
+    a value of ``groups.training.label_column``). The weakly supervised ML-VAE
+    (``model.name=mlvae``) always trains on groups formed by labels, its intended use.
     """
     configured = groups_params["training"]["strategy"]
     strategy, label_column = training_groups(model_params, groups_params)
@@ -55,6 +63,19 @@ def build_training_groups(
         return label_group_plan(image_metadata, label_column, size, epochs, seed)
     if strategy == "random":
         return random_group_plan(split_indices(image_metadata, "train"), size, epochs, seed)
+    if strategy == "clusters":
+        block = groups_params["clusters"]
+        train = split_indices(image_metadata, "train")
+        clusters = pixel_clusters(
+            images[train], block["n_clusters"], block["pca_dims"], block["seed"]
+        )
+        log.info(
+            "training groups from %d pixel clusters (sizes %s), compositions ~ Dirichlet(%g)",
+            block["n_clusters"],
+            np.bincount(clusters).tolist(),
+            block["alpha"],
+        )
+        return cluster_group_plan(train, clusters, size, epochs, block["alpha"], seed)
     domain = groups_params["domain"]  # mixed_domains
     return domain_group_plan(
         image_metadata, size, epochs, seed, p=domain["p"], domains=domain.get("domains")

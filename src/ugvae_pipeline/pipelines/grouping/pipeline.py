@@ -15,7 +15,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 build_training_groups,
-                inputs=["image_metadata", "params:train", "params:groups", "params:model"],
+                inputs=[
+                    "images",
+                    "image_metadata",
+                    "params:train",
+                    "params:groups",
+                    "params:model",
+                ],
                 outputs="train_groups",
                 name="build_training_groups",
             ),
