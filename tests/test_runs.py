@@ -33,6 +33,11 @@ def test_a_ugvae_run_is_the_paper_or_names_what_differs():
         model_variant("ugvae", {"mixture_prior": "global", "architecture": "conv28"})
         == "variant(p(d|β)=global, conv28)"
     )
+    assert (
+        model_variant("ugvae", {"global_encoder": "attention", "architecture": "mlp28"})
+        == "variant(encoder=attention)"
+    )
+    assert model_variant("ugvae", {"global_encoder": "product"}) == "paper"
     assert model_variant("gmvae", {"mixture_prior": "global"}) == "-"
 
 

@@ -15,6 +15,7 @@ PAPER_OPTIONS = {
     "global_factor_variance": "per_observation",
     "mixture_prior": "uniform",
     "global_prior_factor": "false",
+    "global_encoder": "product",
 }
 PAPER_ARCHITECTURES = ("mlp28", "conv64")  # the official "k_vae" and "beta_vae" networks
 OPTION_LABELS = {
@@ -22,6 +23,7 @@ OPTION_LABELS = {
     "global_factor_variance": "variance",
     "mixture_prior": "p(d|β)",
     "global_prior_factor": "prior factor",
+    "global_encoder": "encoder",
 }
 
 

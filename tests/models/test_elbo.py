@@ -26,6 +26,44 @@ CONFIGS = {
 }
 
 
+def independent_set_encoder(encoder, u: torch.Tensor, cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(β | X) of one group ``u [B, d]`` from a set encoder's weights, written out: φ per
+    observation, then the mean (DeepSets) or one seed query attending over the set, head by head
+    (PMA), then ρ; returns ``(mean, variance)``."""
+    phi1, phi2 = encoder.phi[0], encoder.phi[2]
+    e = torch.relu(u @ phi1.weight.T + phi1.bias) @ phi2.weight.T + phi2.bias  # [B, H]
+    if cfg.global_encoder == "attention":
+        att = encoder.attention
+        hidden, heads = e.shape[1], att.num_heads
+        wq, wk, wv = att.in_proj_weight.split(hidden)
+        bq, bk, bv = att.in_proj_bias.split(hidden)
+        seed = encoder.seed[0, 0]
+        width = hidden // heads
+        outputs = []
+        for head in range(heads):
+            cols = slice(head * width, (head + 1) * width)
+            q = (seed @ wq.T + bq)[cols]
+            k = (e @ wk.T + bk)[:, cols]
+            v = (e @ wv.T + bv)[:, cols]
+            weights = torch.softmax(k @ q / math.sqrt(width), dim=0)  # [B]
+            outputs.append(weights @ v)
+        attended = torch.cat(outputs) @ att.out_proj.weight.T + att.out_proj.bias
+
+        def norm(layer, t):
+            return (t - t.mean()) / torch.sqrt(
+                t.var(unbiased=False) + layer.eps
+            ) * layer.weight + layer.bias
+
+        h = norm(encoder.norm1, seed + attended)
+        ff = encoder.feedforward[0]
+        pooled = norm(encoder.norm2, h + torch.relu(h @ ff.weight.T + ff.bias))
+    else:
+        pooled = e.mean(0)
+    r1, r2 = encoder.rho[1], encoder.rho[3]
+    out = torch.relu(torch.relu(pooled) @ r1.weight.T + r1.bias) @ r2.weight.T + r2.bias
+    return out[: cfg.dim_beta], out[cfg.dim_beta :].exp()
+
+
 def independent_negative_elbo(model: UGVAE, x: torch.Tensor, seed: int) -> dict[str, float]:
     """The formula of docs/model.md §4, recomputed observation by observation and component by component."""
     cfg = model.config
@@ -41,16 +79,21 @@ def independent_negative_elbo(model: UGVAE, x: torch.Tensor, seed: int) -> dict[
     # each image's factor of q(beta | X): from [h; pi], pi alone or h alone; its log-variance
     # predicted with the mean, or one learned value per beta dimension shared by all images
     factor_input = {"features_and_probs": torch.cat([h, probs], -1), "probs": probs, "features": h}
-    factors = model.global_encoder(factor_input[cfg.global_factor_input])
-    if cfg.global_factor_variance == "shared":
-        factors = torch.cat([factors, model.global_factor_log_var.expand_as(factors)], -1)
+    u = factor_input[cfg.global_factor_input]
+    if cfg.global_encoder == "product":
+        factors = model.global_encoder(u)
+        if cfg.global_factor_variance == "shared":
+            factors = torch.cat([factors, model.global_factor_log_var.expand_as(factors)], -1)
     eps_beta = torch.randn(g, cfg.dim_beta, dtype=x.dtype)
     priors = model.component_priors
     for gi in range(g):
-        m, log_v = factors[gi, :, : cfg.dim_beta], factors[gi, :, cfg.dim_beta :]
-        precision = (1.0 / log_v.exp()).sum(0) + (1.0 if cfg.global_prior_factor else 0.0)
-        beta_var = 1.0 / precision
-        beta_mean = beta_var * (m / log_v.exp()).sum(0)
+        if cfg.global_encoder == "product":
+            m, log_v = factors[gi, :, : cfg.dim_beta], factors[gi, :, cfg.dim_beta :]
+            precision = (1.0 / log_v.exp()).sum(0) + (1.0 if cfg.global_prior_factor else 0.0)
+            beta_var = 1.0 / precision
+            beta_mean = beta_var * (m / log_v.exp()).sum(0)
+        else:
+            beta_mean, beta_var = independent_set_encoder(model.global_encoder, u[gi], cfg)
         beta = beta_mean + eps_beta[gi] * beta_var.sqrt()
         q_beta = Normal(beta_mean, beta_var.sqrt())
         terms["global_kl"] += kl_divergence(
@@ -96,6 +139,13 @@ OPTIONS = {  # the paper's options, then each option of the project's variant, t
         "global_factor_variance": "shared",
         "mixture_prior": "global",
     },
+    "deepsets": {"global_encoder": "deepsets"},
+    "attention": {"global_encoder": "attention"},
+    "attention_probs_global": {
+        "global_encoder": "attention",
+        "global_factor_input": "probs",
+        "mixture_prior": "global",
+    },
 }
 
 
@@ -131,9 +181,10 @@ def test_product_of_gaussians_closed_form():
     assert torch.allclose(mean_p, torch.tensor([[4 / 3, 8 / 3.5]]))
 
 
+@pytest.mark.parametrize("encoder", ["product", "deepsets", "attention"])
 @pytest.mark.parametrize("arch", sorted(CONFIGS))
-def test_global_code_is_permutation_invariant_and_per_group(arch):
-    cfg = CONFIGS[arch]
+def test_global_code_is_permutation_invariant_and_per_group(arch, encoder):
+    cfg = UGVAEConfig.from_dict({**CONFIGS[arch].to_dict(), "global_encoder": encoder})
     torch.manual_seed(1)
     model = UGVAE(cfg).eval()
     x = torch.rand(3, 6, cfg.channels, cfg.image_size, cfg.image_size)

@@ -26,14 +26,23 @@ def test_categorical_kl_matches_uniform_and_definition():
 
 @pytest.mark.parametrize("factor_input", ["features_and_probs", "probs", "features"])
 @pytest.mark.parametrize("mixture_prior", ["uniform", "global"])
-@pytest.mark.parametrize("variance", ["per_observation", "shared"])
-def test_every_variant_runs_the_public_api(factor_input, mixture_prior, variance):
+@pytest.mark.parametrize(
+    "variance, encoder",
+    [
+        ("per_observation", "product"),
+        ("shared", "product"),
+        ("shared", "deepsets"),
+        ("per_observation", "attention"),
+    ],
+)
+def test_every_variant_runs_the_public_api(factor_input, mixture_prior, variance, encoder):
     torch.manual_seed(0)
     model = UGVAE(
         UGVAEConfig(
             global_factor_input=factor_input,
             mixture_prior=mixture_prior,
             global_factor_variance=variance,
+            global_encoder=encoder,
         )
     )
     x = torch.rand(2, 6, 1, 28, 28)
@@ -77,6 +86,10 @@ def test_config_validation_names_the_choices():
         UGVAEConfig(global_factor_input="pi")
     with pytest.raises(ValueError, match="mixture_prior"):
         UGVAEConfig(mixture_prior="dirichlet")
+    with pytest.raises(ValueError, match=r"model.global_encoder='set' is unknown; choose one of"):
+        UGVAEConfig(global_encoder="set")
+    with pytest.raises(ValueError, match=r"global_prior_factor=true needs model.global_encoder"):
+        UGVAEConfig(global_encoder="deepsets", global_prior_factor=True)
     with pytest.raises(ValueError, match="global_kl_warmup_epochs"):
         TrainConfig(global_kl_warmup_epochs=-1)
     assert UGVAEConfig.from_dict({"mixture_prior": "global"}).mixture_prior == "global"

@@ -137,6 +137,7 @@ def test_configs_share_the_shape_fields_and_add_only_their_own():
             "dim_beta",
             "n_components",
             "global_prior_factor",
+            "global_encoder",
             "global_factor_input",
             "global_factor_variance",
             "mixture_prior",

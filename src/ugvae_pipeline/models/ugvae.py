@@ -26,6 +26,7 @@ from ugvae_pipeline.models.config import ModelConfig
 from ugvae_pipeline.models.elbo import product_of_gaussians, ugvae_elbo
 from ugvae_pipeline.models.outputs import GroupEncoding, LatentNoise, ModelOutput
 
+GLOBAL_ENCODERS = ("product", "deepsets", "attention")
 GLOBAL_FACTOR_INPUTS = ("features_and_probs", "probs", "features")
 GLOBAL_FACTOR_VARIANCES = ("per_observation", "shared")
 MIXTURE_PRIORS = ("uniform", "global")
@@ -50,6 +51,15 @@ class UGVAEConfig(ModelConfig):
             an output of the factor network) or ``shared`` (one learned log-variance per β
             dimension for all factors, so μ_β is the plain mean of the factor means, e.g. a
             linear function of the group's mean π with ``global_factor_input: probs``).
+        global_encoder: how q(β | X) pools the group: ``product`` (official: a product of one
+            Gaussian factor per observation, so μ_β is a precision-weighted mean of affine
+            functions of each observation's input) or a permutation-invariant set encoder that
+            outputs q(β | X)'s mean and log-variance from the pooled group: ``deepsets``
+            (Zaheer et al. 2017: a network per observation, mean pooling, a network after
+            pooling) or ``attention`` (pooling by multi-head attention with one learned seed
+            query, as in the Set Transformer, Lee et al. 2019). The set encoders read
+            ``global_factor_input`` per observation; ``global_factor_variance`` does not apply
+            to them and ``global_prior_factor`` must be false.
         mixture_prior: prior of the component d_i: ``uniform`` (official Cat(1/K)) or
             ``global`` (p(d_i | β) = Cat(softmax(Linear(dim_beta, K)(β))), which gives β a
             reason to encode the group's composition over the K components).
@@ -58,6 +68,7 @@ class UGVAEConfig(ModelConfig):
     dim_beta: int = 20
     n_components: int = 10
     global_prior_factor: bool = False
+    global_encoder: str = "product"
     global_factor_input: str = "features_and_probs"
     global_factor_variance: str = "per_observation"
     mixture_prior: str = "uniform"
@@ -73,6 +84,17 @@ class UGVAEConfig(ModelConfig):
         if not isinstance(self.global_prior_factor, bool):
             raise ValueError(
                 f"model.global_prior_factor must be true or false, got {self.global_prior_factor!r}"
+            )
+        if self.global_encoder not in GLOBAL_ENCODERS:
+            raise ValueError(
+                f"model.global_encoder={self.global_encoder!r} is unknown; "
+                f"choose one of {GLOBAL_ENCODERS}"
+            )
+        if self.global_encoder != "product" and self.global_prior_factor:
+            raise ValueError(
+                f"model.global_prior_factor=true needs model.global_encoder=product (a product "
+                f"of Gaussian factors); {self.global_encoder} outputs q(beta | X) directly: "
+                "set model.global_prior_factor=false"
             )
         if self.global_factor_input not in GLOBAL_FACTOR_INPUTS:
             raise ValueError(
@@ -125,6 +147,38 @@ class ComponentPriors(nn.Module):
         return mean, torch.exp(torch.tanh(pre_var))
 
 
+class SetEncoder(nn.Module):
+    """q(β | X) from a set, permutation-invariant: ``φ`` per observation, pooling over the
+    group (the mean, or multi-head attention from one learned seed query: the Set
+    Transformer's PMA, ``H = S + MHA(S, E, E)``, then ``H + rFF(H)``, each step layer-normed),
+    then ``ρ`` to ``[mean; log-variance]``. Vectorised over groups and observations."""
+
+    def __init__(self, d_in: int, dim_beta: int, pooling: str, hidden: int = 128, heads: int = 4):
+        super().__init__()
+        self.phi = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
+        self.pooling = pooling
+        if pooling == "attention":
+            self.seed = nn.Parameter(torch.randn(1, 1, hidden) / math.sqrt(hidden))
+            self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+            self.norm1, self.norm2 = nn.LayerNorm(hidden), nn.LayerNorm(hidden)
+            self.feedforward = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        self.rho = nn.Sequential(
+            nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * dim_beta)
+        )
+
+    def forward(self, u: Tensor) -> tuple[Tensor, Tensor]:
+        """``u [G, B, d_in]`` → q(β | X)'s ``(mean, variance)``, each ``[G, dim_beta]``."""
+        e = self.phi(u)
+        if self.pooling == "attention":
+            query = self.seed.expand(len(e), -1, -1)
+            h = self.norm1(query + self.attention(query, e, e, need_weights=False)[0])
+            pooled = self.norm2(h + self.feedforward(h))[:, 0]
+        else:
+            pooled = e.mean(dim=1)
+        mean, log_var = self.rho(pooled).chunk(2, dim=-1)
+        return mean, log_var.exp()
+
+
 class UGVAE(BaseGroupVAE):
     """Unsupervised Global VAE (docs/model.md §2–6)."""
 
@@ -139,10 +193,15 @@ class UGVAE(BaseGroupVAE):
         k, dz, db = config.n_components, config.dim_z, config.dim_beta
         self.mixture_encoder = nn.Sequential(nn.Linear(dz, 256), nn.Tanh(), nn.Linear(256, k))
         factor_in = {"features_and_probs": FEATURE_DIM + k, "probs": k, "features": FEATURE_DIM}
-        shared = config.global_factor_variance == "shared"
-        self.global_encoder = nn.Linear(
-            factor_in[config.global_factor_input], db if shared else 2 * db
-        )
+        shared = config.global_factor_variance == "shared" and config.global_encoder == "product"
+        if config.global_encoder == "product":
+            self.global_encoder = nn.Linear(
+                factor_in[config.global_factor_input], db if shared else 2 * db
+            )
+        else:
+            self.global_encoder = SetEncoder(
+                factor_in[config.global_factor_input], db, config.global_encoder
+            )
         # one log-variance per β dimension shared by every factor (None: per observation)
         self.global_factor_log_var = nn.Parameter(torch.zeros(db)) if shared else None
         self.component_priors = ComponentPriors(db, dz, k)
@@ -165,14 +224,17 @@ class UGVAE(BaseGroupVAE):
             factor_input = h
         else:  # official: [h_i ; π_i]
             factor_input = torch.cat([h, mixture_probs], dim=-1)
-        if self.global_factor_log_var is None:
-            factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
+        if isinstance(self.global_encoder, SetEncoder):
+            global_mean, global_var = self.global_encoder(factor_input)
         else:
-            factor_mean = self.global_encoder(factor_input)
-            factor_log_var = self.global_factor_log_var.expand_as(factor_mean)
-        global_mean, global_var = product_of_gaussians(
-            factor_mean, factor_log_var, include_prior=self.config.global_prior_factor
-        )
+            if self.global_factor_log_var is None:
+                factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
+            else:
+                factor_mean = self.global_encoder(factor_input)
+                factor_log_var = self.global_factor_log_var.expand_as(factor_mean)
+            global_mean, global_var = product_of_gaussians(
+                factor_mean, factor_log_var, include_prior=self.config.global_prior_factor
+            )
         encoding = GroupEncoding(global_mean, global_var, local_mean, local_var, mixture_probs)
         return encoding, z
 
