@@ -335,7 +335,7 @@ def test_auto_evaluation_groups_follow_the_source(source, strategy):
             {"trian": {"epochs": 1}},
             "unknown parameter group(s) 'trian' (did you mean 'train'?); the parameter groups are "
             "['model', 'train', 'data', 'groups', 'extract', 'evaluate', 'figures', 'compare', "
-            "'encode'] (and ['mlflow_experiment'] on the command line)",
+            "'encode', 'search'] (and ['mlflow_experiment'] on the command line)",
         ),
         ({"grups": {}, "colour": 3}, "'grups' (did you mean 'groups'?), 'colour';"),
         ({"mlflow_experment": "study"}, "'mlflow_experment' (did you mean 'mlflow_experiment'?)"),

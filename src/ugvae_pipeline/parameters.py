@@ -271,6 +271,46 @@ class CompareParams(Block):
     metrics: list[str] = Field(None, min_length=1)
 
 
+# --- search: --------------------------------------------------------------------------------
+
+
+class SearchDimension(Block):
+    """One dimension of the search space: ``choices`` (categorical) or ``low``/``high`` (an
+    integer range when both are integers, else a float range; ``log`` for a log scale)."""
+
+    choices: list[str | int | float | bool] | None = Field(None, min_length=1)
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchDimension:
+        if (self.choices is None) == (self.low is None or self.high is None):
+            raise ValueError("give either choices, or low and high")
+        if self.low is not None and self.high is not None:
+            if not self.low < self.high:
+                raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+            if self.log and self.low <= 0:
+                raise ValueError(f"log needs low > 0, got {self.low}")
+        return self
+
+
+class SearchParams(Block):
+    study_name: str = None
+    storage: str = None
+    n_trials: int = Field(None, ge=1)
+    workers: int = Field(None, ge=1)
+    sampler: Literal["tpe", "random"] = None
+    sampler_seed: int = Field(None, ge=0)
+    objective: Literal["validation_group_score", "heldout_loss"] = None
+    pruner: Literal["median", "none"] = None
+    pruner_warmup_epochs: int = Field(None, ge=0)
+    mlflow_experiment: str | None = None
+    export_prefix: str = None
+    params: dict[str, Any] = None
+    space: dict[str, SearchDimension] = Field(None, min_length=1)
+
+
 SCHEMAS: dict[str, type[Block]] = {
     "data": DataParams,
     "groups": GroupsParams,
@@ -279,6 +319,7 @@ SCHEMAS: dict[str, type[Block]] = {
     "figures": FiguresParams,
     "compare": CompareParams,
     "encode": EncodeParams,
+    "search": SearchParams,
 }
 
 
@@ -379,6 +420,7 @@ GROUPS = (
     "figures",
     "compare",
     "encode",
+    "search",
 )
 
 

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -39,6 +42,23 @@ def test_code_map_draws_one_series_per_group_type(method):
     ax = fig.axes[0]
     assert len(ax.collections) == 3
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["even", "odd", "random"]
+
+
+def test_a_collapsed_code_gets_an_empty_map_not_a_crash():
+    """Identical codes (a model whose μ_β collapsed) made scikit-learn's t-SNE divide by a zero
+    spread and crash the process (SIGSEGV): drawn in a child process, so a crash fails here."""
+    script = (
+        "import numpy as np\n"
+        "from ugvae_pipeline.evaluation import figures\n"
+        "for method in ('tsne', 'pca'):\n"
+        "    fig = figures.code_map(np.ones((250, 20)), np.repeat(['a', 'b'], 125), method)\n"
+        "    print(fig.axes[0].get_title().splitlines()[-1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["(every code is the same: no map)"] * 2
 
 
 def test_interpolation_grid_corners_are_the_endpoint_decodes(model):

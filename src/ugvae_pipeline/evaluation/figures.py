@@ -38,14 +38,23 @@ def code_map(
 
     Use with μ_β coloured by group type (series, random, database) or μ_z coloured by label.
     """
-    xy = _embed(codes, method, seed)
+    if method not in ("tsne", "pca"):
+        raise ValueError(f"method must be 'tsne' or 'pca', got {method!r}")
+    codes = np.asarray(codes, dtype=np.float64)
+    # codes that do not vary (a collapsed code) have no map: scikit-learn's t-SNE divides by
+    # their zero spread and its Barnes-Hut step can then crash the process
+    constant = len(codes) < 2 or not np.ptp(codes, axis=0).max() > 0
+    xy = np.zeros((len(codes), 2)) if constant else _embed(codes, method, seed)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     values = np.asarray(colour_by)
     for value in sorted(set(values.tolist()), key=str):
         mask = values == value
         ax.scatter(xy[mask, 0], xy[mask, 1], s=8, label=str(value), alpha=0.8)
     ax.legend(markerscale=2, fontsize=8, loc="best")
-    ax.set_title(title or f"{method.upper()} of codes")
+    ax.set_title(
+        (title or f"{method.upper()} of codes")
+        + ("\n(every code is the same: no map)" if constant else "")
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()

@@ -45,6 +45,7 @@ from ugvae_pipeline.training.device import (
     process_device,
     rank_and_world,
 )
+from ugvae_pipeline.training.listeners import notify
 from ugvae_pipeline.training.loss_tracking import TermAverager, check_finite
 from ugvae_pipeline.training.preemption import StopRequests, TrainingInterrupted, stop_group
 from ugvae_pipeline.training.selection import VALIDATION, EpochSelection, criterion_column
@@ -206,6 +207,8 @@ def _train_process(
                 averager.all_reduce()
                 rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups, earlier))
                 _score_epoch(run, monitor, selection, rows[-1], images)
+                if rank == 0:
+                    notify(rows[-1])
                 state = ckpt.RunState(epoch, 0, None, 0, rows, run_id, selection=selection.saved())
                 if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
                     ckpt.save_training_state(
