@@ -97,6 +97,8 @@ def test_two_workers_share_one_study_and_the_best_trials_become_environments(pro
         "groups.clusters.n_clusters": 10,
     }
     assert sum(bool(t.user_attrs.get("baseline")) for t in trials) == 1
+    # each worker's sampler has its own seed: equally seeded workers drew identical trials
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials)
     runs = _trial_runs(project_copy, "two")
     assert sorted(runs["tags.optuna_trial"].astype(int)) == list(range(len(trials)))
     assert set(runs["status"]) == {"FINISHED"} and set(runs["tags.optuna_study"]) == {"two"}

@@ -182,13 +182,17 @@ def baseline_values(params: dict[str, Any], search: dict[str, Any]) -> dict[str,
     return values
 
 
-def open_study(search: dict[str, Any], baseline: dict[str, Any] | None = None):
+def open_study(search: dict[str, Any], baseline: dict[str, Any] | None = None, worker: int = 0):
+    """The study (created, with its baseline trial, by the first to open it). Worker ``i``'s
+    sampler is seeded ``search.sampler_seed + i``: equally seeded workers would draw the same
+    trials."""
     import optuna
 
+    seed = search["sampler_seed"] + worker
     sampler = (
-        optuna.samplers.TPESampler(seed=search["sampler_seed"])
+        optuna.samplers.TPESampler(seed=seed)
         if search["sampler"] == "tpe"
-        else optuna.samplers.RandomSampler(seed=search["sampler_seed"])
+        else optuna.samplers.RandomSampler(seed=seed)
     )
     pruner = (
         optuna.pruners.MedianPruner(n_warmup_steps=search["pruner_warmup_epochs"])
@@ -372,7 +376,12 @@ def export(project: Project, search: dict[str, Any], study) -> list[Path]:
     return written
 
 
-def work(project: Project, search: dict[str, Any], baseline: dict[str, Any] | None = None) -> None:
+def work(
+    project: Project,
+    search: dict[str, Any],
+    baseline: dict[str, Any] | None = None,
+    worker: int = 0,
+) -> None:
     """One worker: trials until the study holds ``search.n_trials`` finished ones (a new study
     first scores ``baseline``, the configuration's own values)."""
     import optuna
@@ -381,7 +390,7 @@ def work(project: Project, search: dict[str, Any], baseline: dict[str, Any] | No
 
     torch.set_num_threads(1)
     experiment = search.get("mlflow_experiment") or f"search_{search['study_name']}"
-    study = open_study(search, baseline)
+    study = open_study(search, baseline, worker)
     finished = (TrialState.COMPLETE, TrialState.PRUNED)
     if len(study.get_trials(deepcopy=False, states=finished)) >= search["n_trials"]:
         return
@@ -397,9 +406,9 @@ def spawn_workers(argv: list[str], n: int) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "ugvae_pipeline.search", *argv, "--worker"], env=env
+            [sys.executable, "-m", "ugvae_pipeline.search", *argv, "--worker", str(index)], env=env
         )
-        for _ in range(n)
+        for index in range(n)
     ]
 
     def forward(signum, frame):
@@ -425,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (search.workers)"
     )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
@@ -436,9 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     search = check_space(parameters, runtime)
     baseline = baseline_values(merged(parameters, fixed_values(search, runtime)), search)
     workers = args.workers or search["workers"]
-    if args.worker:
+    if args.worker is not None:
         try:
-            work(project, search, baseline)
+            work(project, search, baseline, args.worker)
         except KeyboardInterrupt as stop:
             return 128 + getattr(stop, "signum", signal.SIGINT)
         return 0
