@@ -89,11 +89,17 @@ VALIDATION_LINES = {  # history column infix → legend label, line style
 
 def validation_scores_figure(history: pd.DataFrame) -> Figure:
     """The group code's scores on the validation groups against epoch (``val_*`` history
-    columns: linear-SVM accuracy, k-means ARI), beside the pooling baselines, and the held-out
-    loss; a vertical line marks the epoch kept (``selected``). Without any ``val_*`` column
+    columns: linear-SVM accuracy, k-means ARI), beside the pooling baselines, the held-out
+    loss and, for models with a group latent, μ_β's between-group spread over its posterior
+    std (``val_global_code_spread``, with the level 1 dotted); a vertical line marks the epoch kept (``selected``). Without any ``val_*`` column
     (the monitor off, or no validation groups) the figure says so."""
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), squeeze=False, sharex=True)
-    scored = [c for c in history.columns if c.startswith("val_") and c != "val_seconds"]
+    spread = "val_global_code_spread"
+    has_spread = spread in history.columns and history[spread].notna().any()
+    panels = 4 if has_spread else 3
+    fig, axes = plt.subplots(1, panels, figsize=(11 / 3 * panels, 3.2), squeeze=False, sharex=True)
+    scored = [
+        c for c in history.columns if c.startswith("val_") and c not in ("val_seconds", spread)
+    ]
     for ax, (score, title) in zip(
         axes[0], (("svm_linear", "linear SVM accuracy"), ("kmeans_ari", "k-means ARI"))
     ):
@@ -118,6 +124,12 @@ def validation_scores_figure(history: pd.DataFrame) -> Figure:
             )
     else:
         axes[0, 0].legend(fontsize=8)
+    if has_spread:
+        rows = history[history[spread].notna()]
+        ax = axes[0, 3]
+        ax.plot(rows["epoch"], rows[spread], "-", marker="o", ms=3, color="tab:purple")
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_title("μ_β between-group spread / posterior std", fontsize=10)
     if "selected" in history.columns and history["selected"].astype(bool).any():
         selected = int(history.loc[history["selected"].astype(bool), "epoch"].iloc[0])
         for ax in axes[0]:

@@ -108,14 +108,14 @@ def test_two_groups_of_one_image_match_a_direct_computation():
     )
 
 
-@pytest.mark.parametrize("name", ["beta_vae", "gmvae", "mlvae"])
+@pytest.mark.parametrize("name", ["beta_vae", "gmvae", "mlvae", "neural_statistician"])
 def test_baselines_get_nan_for_the_latents_they_lack(name):
     torch.manual_seed(0)
     model = build_model({"name": name})
     beta, z, types = _codes()
-    scores = beta_effect_scores(model, beta if name == "mlvae" else None, z, types)
+    group_latent, mixture = name in ("mlvae", "neural_statistician"), name == "gmvae"
+    scores = beta_effect_scores(model, beta if group_latent else None, z, types)
     assert scores["z_change"] > 0
-    group_latent, mixture = name == "mlvae", name == "gmvae"
     for key in BETA_KEYS:
         assert math.isfinite(scores[key]) == group_latent, key
     assert math.isfinite(scores["component_spread"]) == mixture

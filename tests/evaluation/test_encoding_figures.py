@@ -94,7 +94,7 @@ def test_gmm_curve_figure():
     assert [len(line.get_xdata()) for line in fig.axes[0].get_lines()] == [2, 2]
 
 
-@pytest.mark.parametrize("name", ["beta_vae", "gmvae", "mlvae"])
+@pytest.mark.parametrize("name", ["beta_vae", "gmvae", "mlvae", "neural_statistician"])
 def test_baselines_get_the_same_figures_on_the_latents_they_have(name):
     from ugvae_pipeline import plotting
     from ugvae_pipeline.models import build_model
@@ -104,7 +104,8 @@ def test_baselines_get_the_same_figures_on_the_latents_they_have(name):
         {"name": name, "architecture": "mlp28", "dim_z": 4, "dim_beta": 6, "n_components": 3}
     ).eval()
     za, zb = torch.randn(4), torch.randn(4)
-    group = (torch.randn(6).numpy(), torch.randn(6).numpy()) if name == "mlvae" else (None, None)
+    group_latent = name in ("mlvae", "neural_statistician")
+    group = (torch.randn(6).numpy(), torch.randn(6).numpy()) if group_latent else (None, None)
     tiles = (
         figures.interpolation_grid(baseline, *group, za.numpy(), zb.numpy(), steps=5)
         .axes[0]
@@ -116,15 +117,13 @@ def test_baselines_get_the_same_figures_on_the_latents_they_have(name):
             zb.view(1, 1, -1), None if group[1] is None else torch.as_tensor(group[1]).view(1, -1)
         )
     # with a group code: 5 x 5 (columns the group code); without: one row, z along the columns
-    assert tiles.shape == ((5 if name == "mlvae" else 1) * 28, 5 * 28)
+    assert tiles.shape == ((5 if group_latent else 1) * 28, 5 * 28)
     np.testing.assert_allclose(tiles[-28:, -28:], last[0, 0, 0].numpy(), atol=1e-5)
 
     sweep = figures.component_sweep(baseline, component=2, steps=3)
     assert sweep.axes[0].get_images()[0].get_array().shape == (3 * 28, 3 * 28)
     title = sweep.axes[0].get_title()
-    assert ("component 2" in title) == (name == "gmvae") and ("columns β" in title) == (
-        name == "mlvae"
-    )
+    assert ("component 2" in title) == (name == "gmvae") and ("columns β" in title) == group_latent
     samples = plotting.component_samples_figure(baseline, n_per_component=4)
     rows = 3 if name == "gmvae" else 8  # one row per component, else rows of prior samples
     assert samples.axes[0].get_images()[0].get_array().shape[0] == rows * 29 + 1

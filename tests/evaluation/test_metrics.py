@@ -18,6 +18,7 @@ from ugvae_pipeline.evaluation.metrics import (
     gmm_loglik_curve,
     group_structure_scores,
     reduce_codes,
+    spread_ratio,
     standardise,
     svm_accuracy,
 )
@@ -239,3 +240,19 @@ def test_high_dim_svm_fits_scaler_and_pca_inside_each_training_fold():
     assert svm_accuracy(codes, types, "linear", seed=4, max_dims=200) == pytest.approx(
         np.mean(manual)
     )
+
+
+def test_spread_ratio_is_the_between_group_spread_over_the_posterior_std():
+    # two groups, two dimensions: means 0 and 2 in each (between-group variance 1), posterior
+    # variances 4 → spread 1 / std 2 = 0.5; exact in float64
+    means = np.array([[0.0, 0.0], [2.0, 2.0]])
+    assert spread_ratio(means, np.full((2, 2), 4.0)) == 0.5
+    # a constant code has no spread, however sharp its posterior
+    assert spread_ratio(np.ones((5, 3)), np.full((5, 3), 1e-6)) == 0.0
+    # scaling the code scales spread and std alike
+    rng = np.random.default_rng(0)
+    mu, var = rng.normal(size=(40, 6)), rng.uniform(0.1, 2.0, size=(40, 6))
+    assert spread_ratio(3 * mu, 9 * var) == pytest.approx(spread_ratio(mu, var), rel=1e-12)
+    assert np.isnan(spread_ratio(mu[:1], var[:1])) and np.isnan(spread_ratio(mu[:, :0], var[:, :0]))
+    with pytest.raises(ValueError, match=r"must both be \[n_groups, D\]"):
+        spread_ratio(mu, var[:, :3])

@@ -139,7 +139,8 @@ def test_file_written_by_another_architecture_is_refused():
     [
         (
             lambda p: p.update(model_type="vqvae"),
-            r"model_type 'vqvae'; known: \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]",
+            r"model_type 'vqvae'; known: "
+            r"\['beta_vae', 'gmvae', 'mlvae', 'neural_statistician', 'ugvae'\]",
         ),
         (lambda p: p.update(model_type="beta_vae"), r"unknown model parameter\(s\) \['dim_beta', "),
         (lambda p: p.update(format_version=2), r"format_version 2; this version reads 1"),

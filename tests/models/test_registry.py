@@ -1,4 +1,4 @@
-"""model.name: one flat parameter block builds any of the four models."""
+"""model.name: one flat parameter block builds any of the five models."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from ugvae_pipeline.models import (
     GMVAEConfig,
     MLVAEConfig,
     ModelConfig,
+    NeuralStatistician,
+    NeuralStatisticianConfig,
     UGVAEConfig,
     build_model,
     load_model,
@@ -46,7 +48,14 @@ PARAMS = {
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("ugvae", UGVAE), ("beta_vae", BetaVAE), ("gmvae", GMVAE), ("mlvae", MLVAE)]
+    "name, cls",
+    [
+        ("ugvae", UGVAE),
+        ("beta_vae", BetaVAE),
+        ("gmvae", GMVAE),
+        ("mlvae", MLVAE),
+        ("neural_statistician", NeuralStatistician),
+    ],
 )
 def test_model_name_builds_its_model_from_the_shared_block(name, cls, tmp_path):
     model = build_model({**PARAMS, "name": name})
@@ -63,13 +72,17 @@ def test_each_model_takes_only_its_own_keys():
     assert model_config_from_params({**PARAMS, "name": "mlvae"}) == MLVAEConfig(
         architecture="mlp28", dim_z=4, dim_beta=6
     )
+    assert model_config_from_params(
+        {**PARAMS, "name": "neural_statistician"}
+    ) == NeuralStatisticianConfig(architecture="mlp28", dim_z=4, dim_beta=6)
     assert model_config_from_params(PARAMS).n_components == 3  # no name: UG-VAE
 
 
 def test_unknown_name_or_key_is_refused_with_the_valid_ones():
     with pytest.raises(
         ValueError,
-        match=r"model.name='vae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]",
+        match=r"model.name='vae' is unknown; choose one of "
+        r"\['beta_vae', 'gmvae', 'mlvae', 'neural_statistician', 'ugvae'\]",
     ):
         model_config_from_params({**PARAMS, "name": "vae"})
     with pytest.raises(
@@ -81,7 +94,7 @@ def test_unknown_name_or_key_is_refused_with_the_valid_ones():
         model_config_from_params({**PARAMS, "name": "beta_vae", "beta": -0.5})
 
 
-@pytest.mark.parametrize("name", ["ugvae", "beta_vae", "gmvae", "mlvae"])
+@pytest.mark.parametrize("name", ["ugvae", "beta_vae", "gmvae", "mlvae", "neural_statistician"])
 def test_reconstruct_decodes_posterior_means_with_the_group_code_when_there_is_one(name):
     torch.manual_seed(0)
     model = build_model({**PARAMS, "name": name}).eval()
@@ -89,9 +102,9 @@ def test_reconstruct_decodes_posterior_means_with_the_group_code_when_there_is_o
     out = model.reconstruct(x)
     assert out.shape == x.shape
     encoding = model.encode(x)
-    group = encoding.global_mean if name in ("ugvae", "mlvae") else None
+    group = encoding.global_mean if name in ("ugvae", "mlvae", "neural_statistician") else None
     torch.testing.assert_close(out, model.decode(encoding.local_mean, group))
-    if name == "mlvae":  # the group code changes the decoding: a different group, another image
+    if group is not None:  # the group code changes the decoding: a different group, another image
         other = model.decode(encoding.local_mean, encoding.global_mean.flip(0))
         assert not torch.allclose(out, other)
 
@@ -102,6 +115,7 @@ CAPABILITIES = {
     "beta_vae": (False, False, False),
     "gmvae": (False, True, False),
     "mlvae": (True, False, True),
+    "neural_statistician": (True, False, False),
 }
 
 
@@ -121,6 +135,7 @@ def test_the_registry_only_maps_names_to_model_and_config_classes():
         "beta_vae": (BetaVAE, BetaVAEConfig),
         "gmvae": (GMVAE, GMVAEConfig),
         "mlvae": (MLVAE, MLVAEConfig),
+        "neural_statistician": (NeuralStatistician, NeuralStatisticianConfig),
     }
     for model_cls, config_cls in MODEL_TYPES.values():
         assert issubclass(model_cls, BaseGroupVAE) and issubclass(config_cls, ModelConfig)
@@ -145,6 +160,7 @@ def test_configs_share_the_shape_fields_and_add_only_their_own():
         BetaVAEConfig: {"beta"},
         GMVAEConfig: {"n_components"},
         MLVAEConfig: {"dim_beta"},
+        NeuralStatisticianConfig: {"dim_beta"},
     }
     for config_cls, extra in own.items():
         names = [f.name for f in fields(config_cls)]

@@ -69,6 +69,12 @@ def test_default_pipeline_extracts_and_scores_global_codes(default_run):
     summary = json.loads(_latest(data / "08_reporting" / "evaluation_summary.json").read_text())
     assert summary["n_groups"] == 45 and summary["group_size"] == 64
     assert summary["scores"]["global_code"]["svm_linear"] == scores.loc[0, "svm_linear"]
+    # μ_β's between-group spread over its posterior std, on the structured (series) groups
+    series = groups[groups["group_type"] != "random"]
+    mu = series.filter(regex=r"^global_mean_").to_numpy(np.float64)
+    var = series.filter(regex=r"^global_var_").to_numpy(np.float64)
+    spread = np.sqrt(((mu - mu.mean(0)) ** 2).mean() / var.mean())
+    assert summary["global_code_spread"] == pytest.approx(spread, rel=1e-9)
     # how much β moves the decoded images beside z, for UG-VAE every score finite
     beta_effect = json.loads(_latest(data / "08_reporting" / "beta_effect.json").read_text())
     assert beta_effect["model"] == "ugvae" and beta_effect["n_groups"] == 45

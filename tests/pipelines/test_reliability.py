@@ -140,7 +140,8 @@ def test_a_signal_kills_the_run_keeping_artifacts_and_the_last_checkpoint(
         (
             "train",
             {"model": {"name": "vqvae"}},
-            r"model.name='vqvae' is unknown; choose one of \['beta_vae', 'gmvae', 'mlvae', 'ugvae'\]",
+            r"model.name='vqvae' is unknown; choose one of "
+            r"\['beta_vae', 'gmvae', 'mlvae', 'neural_statistician', 'ugvae'\]",
         ),
         ("train", {"model": {"name": "beta_vae", "beta": -1}}, r"model.beta must be a number >= 0"),
         (

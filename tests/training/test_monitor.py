@@ -107,6 +107,14 @@ def test_the_monitor_scores_the_group_code_and_its_baselines_every_n_epochs(digi
     assert (history.loc[scored, "val_seconds"] > 0).all()
     assert history["selected"].tolist() == [False, False, True]  # train.select_epoch=last
     assert not model.training
+    # μ_β's spread over its posterior std, from the kept (last) model's own encoding: equal up
+    # to float32 rounding of the same encoder run in other chunks (~1e-6 relative)
+    images, _, _, _, groups, _ = digits
+    encoding = model.encode(GroupBatcher(images, torch.device("cpu"))(groups))
+    between = encoding.global_mean.double().var(0, unbiased=False).mean()
+    expected = float((between / encoding.global_var.double().mean()).sqrt())
+    assert history["val_global_code_spread"].iloc[-1] == pytest.approx(expected, rel=1e-4)
+    assert history.loc[~scored, "val_global_code_spread"].isna().all()
 
 
 def test_the_monitor_scores_the_mean_local_code_of_models_without_a_group_code(digits):

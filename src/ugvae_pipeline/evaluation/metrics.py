@@ -222,3 +222,20 @@ def group_structure_scores(
             x, y.astype(str), "rbf", seed=seed, max_dims=max_dims
         )
     return out
+
+
+def spread_ratio(means: np.ndarray, variances: np.ndarray) -> float:
+    """How far apart groups' posteriors are, against how wide each one is: the root mean (over
+    dimensions) of the between-group variance of the posterior means ``[n_groups, D]``,
+    divided by the root mean (over groups and dimensions) of the posterior variances
+    ``[n_groups, D]``. Below 1, two groups' codes differ by less than one posterior std: the
+    code is used as a near-constant. NaN for an empty code or fewer than two groups."""
+    means, variances = np.asarray(means, dtype=np.float64), np.asarray(variances, np.float64)
+    if means.shape != variances.shape or means.ndim != 2:
+        raise ValueError(
+            f"means and variances must both be [n_groups, D], got {list(means.shape)} and "
+            f"{list(variances.shape)}"
+        )
+    if means.shape[0] < 2 or means.shape[1] == 0:
+        return float("nan")
+    return float(np.sqrt(means.var(axis=0).mean() / variances.mean()))

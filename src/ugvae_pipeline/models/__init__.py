@@ -1,5 +1,5 @@
-"""UG-VAE and its baselines (β-VAE, GMVAE, ML-VAE) on one model base, their configurations,
-objectives and file format."""
+"""UG-VAE and its baselines (β-VAE, GMVAE, ML-VAE, Neural Statistician) on one model base,
+their configurations, objectives and file format."""
 
 from ugvae_pipeline.models.base import BaseGroupVAE
 from ugvae_pipeline.models.beta_vae import BetaVAE, BetaVAEConfig
@@ -8,6 +8,10 @@ from ugvae_pipeline.models.elbo import ELBOTerms, product_of_gaussians, ugvae_el
 from ugvae_pipeline.models.gmvae import GMVAE, GMVAEConfig
 from ugvae_pipeline.models.io import load_model, save_model
 from ugvae_pipeline.models.mlvae import MLVAE, MLVAEConfig
+from ugvae_pipeline.models.neural_statistician import (
+    NeuralStatistician,
+    NeuralStatisticianConfig,
+)
 from ugvae_pipeline.models.outputs import GroupEncoding, LatentNoise, ModelOutput
 from ugvae_pipeline.models.registry import (
     MODEL_TYPES,
@@ -27,6 +31,8 @@ __all__ = [
     "GMVAEConfig",
     "MLVAE",
     "MLVAEConfig",
+    "NeuralStatistician",
+    "NeuralStatisticianConfig",
     "ELBOTerms",
     "GroupEncoding",
     "LatentNoise",

@@ -1,6 +1,6 @@
-"""The base of every model (UG-VAE, β-VAE, GMVAE, ML-VAE): the encoder/decoder modules of
-docs/model.md §6, built from ``ARCHITECTURES``, and the API every model has on groups of
-images ``x [G, B, C, H, W]`` in [0, 1]:
+"""The base of every model (UG-VAE, β-VAE, GMVAE, ML-VAE, Neural Statistician): the
+encoder/decoder modules of docs/model.md §6, built from ``ARCHITECTURES``, and the API every
+model has on groups of images ``x [G, B, C, H, W]`` in [0, 1]:
 
 ``encode(x) -> GroupEncoding``, ``decode(z, beta=None)``, ``reconstruct(x)``,
 ``sample(n_groups, group_size, generator=None)``, ``forward(x, noise=None) -> ModelOutput``
@@ -9,7 +9,8 @@ images ``x [G, B, C, H, W]`` in [0, 1]:
 What sets a model apart is declared on its class, so callers ask the model (or its class,
 ``registry.model_class(name)``) rather than compare names:
 
-- ``has_group_latent``: a latent shared by the images of a group (UG-VAE's β, ML-VAE's C);
+- ``has_group_latent``: a latent shared by the images of a group (UG-VAE's β, ML-VAE's C,
+  the Neural Statistician's context c);
   the model's group code is its posterior mean. The others are scored by the mean of the
   group's local codes.
 - ``has_mixture``: mixture components of the local prior (``config.n_components``,

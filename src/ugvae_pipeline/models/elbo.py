@@ -1,5 +1,5 @@
-"""The UG-VAE objective (docs/model.md §4) and the baselines' (β-VAE, GMVAE, ML-VAE):
-every term of every model in one place.
+"""The UG-VAE objective (docs/model.md §4) and the baselines' (β-VAE, GMVAE, ML-VAE, Neural
+Statistician): every term of every model in one place.
 
 ELBO per group (maximised; the loss is its negative):
 
@@ -267,5 +267,45 @@ def mlvae_elbo(
     n_images = x.shape[0] * x.shape[1]
     reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
     local_kl = standard_normal_kl(local_mean, local_var).sum() / n_images
+    global_kl = standard_normal_kl(global_mean, global_var).sum() / n_images
+    return ELBOTerms.from_terms(reconstruction, local_kl, global_kl=global_kl)
+
+
+def neural_statistician_elbo(
+    x: Tensor,
+    reconstruction_mean: Tensor,
+    var_x: float,
+    local_mean: Tensor,
+    local_var: Tensor,
+    prior_mean: Tensor,
+    prior_var: Tensor,
+    global_mean: Tensor,
+    global_var: Tensor,
+) -> ELBOTerms:
+    """Neural Statistician, one stochastic layer of z:
+    Σ_i E_q[log p(x_i | z_i, c)] − Σ_i KL(q(z_i | x_i, c) ‖ p(z_i | c)) − KL(q(c | X) ‖ N(0, I)).
+
+    Per image; the context KL is shared by the B images of its group (as UG-VAE's global KL).
+
+    Args:
+        local_mean, local_var: q(z_i | x_i, c) at the sampled c, ``[G, B, dim_z]``.
+        prior_mean, prior_var: p(z | c) of each group's sampled c, ``[G, dim_z]``.
+        global_mean, global_var: q(c | X), ``[G, dim_beta]``.
+
+    ``mixture_kl`` is 0: no mixture.
+    """
+    n_images = x.shape[0] * x.shape[1]
+    reconstruction = reconstruction_nll(x, reconstruction_mean, var_x)
+    # KL between diagonal Gaussians: a one-component mixture (every π_i1 = 1) of p(z | c)
+    local_kl = (
+        mixture_local_kl(
+            local_mean,
+            local_var,
+            local_mean.new_ones(*local_mean.shape[:-1], 1),
+            prior_mean.unsqueeze(1),
+            prior_var.unsqueeze(1),
+        )
+        / n_images
+    )
     global_kl = standard_normal_kl(global_mean, global_var).sum() / n_images
     return ELBOTerms.from_terms(reconstruction, local_kl, global_kl=global_kl)

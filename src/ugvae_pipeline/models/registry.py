@@ -2,8 +2,8 @@
 
 ``model`` parameters are one flat mapping shared by all models: ``name`` picks the model and
 each model takes the keys its config declares (``n_components`` serves UG-VAE and GMVAE,
-``dim_beta`` UG-VAE and ML-VAE, ``beta`` the β-VAE alone); keys that only other models use
-are ignored, and a key no model knows is an error naming the valid ones.
+``dim_beta`` UG-VAE, ML-VAE and the Neural Statistician, ``beta`` the β-VAE alone); keys that
+only other models use are ignored, and a key no model knows is an error naming the valid ones.
 
 What a model can do (``has_group_latent``, ``has_mixture``, ``trains_on_label_groups``) is
 declared on its class: ask ``model_class(name)`` or the model itself.
@@ -19,6 +19,10 @@ from ugvae_pipeline.models.beta_vae import BetaVAE, BetaVAEConfig
 from ugvae_pipeline.models.config import ModelConfig
 from ugvae_pipeline.models.gmvae import GMVAE, GMVAEConfig
 from ugvae_pipeline.models.mlvae import MLVAE, MLVAEConfig
+from ugvae_pipeline.models.neural_statistician import (
+    NeuralStatistician,
+    NeuralStatisticianConfig,
+)
 from ugvae_pipeline.models.ugvae import UGVAE, UGVAEConfig
 
 DEFAULT_MODEL = "ugvae"  # model.name when the parameters do not set it
@@ -27,6 +31,7 @@ MODEL_TYPES: dict[str, tuple[type[BaseGroupVAE], type[ModelConfig]]] = {
     "beta_vae": (BetaVAE, BetaVAEConfig),
     "gmvae": (GMVAE, GMVAEConfig),
     "mlvae": (MLVAE, MLVAEConfig),
+    "neural_statistician": (NeuralStatistician, NeuralStatisticianConfig),
 }
 
 

@@ -6,8 +6,9 @@ epochs, never inside a step) hands the model to a :class:`GroupCodeMonitor`. It 
 digit sources, attribute, domain or folder groups) from validation images, with posterior
 means in eval mode and without gradients, and scores each representation of the groups:
 
-- ``global_code``: the group code μ_β (UG-VAE; ML-VAE's content code); absent for models
-  without a group latent, whose group code *is* the mean local code;
+- ``global_code``: the group code μ_β (UG-VAE; ML-VAE's content code, the Neural
+  Statistician's context); absent for models without a group latent, whose group code *is*
+  the mean local code;
 - ``mean_local_code``: the group mean of the local codes μ_z;
 - ``mean_mixture_probs``: the group mean of the responsibilities π (mixture models);
 - ``mean_image``: the group mean of the pixels (scored once; it does not train).
@@ -15,7 +16,9 @@ means in eval mode and without gradients, and scores each representation of the 
 Each gets the linear-SVM accuracy (5-fold stratified cross-validation) and the k-means ARI of
 the group types, the same functions as the evaluation (``evaluation/metrics.py``), as history
 columns ``val_<representation>_svm_linear`` and ``val_<representation>_kmeans_ari``, plus
-``val_seconds`` (the monitor's own wall time in that epoch). The labels only name the group
+``val_global_code_spread`` (models with a group latent: the between-group spread of μ_β over
+its posterior std, ``evaluation.metrics.spread_ratio``) and ``val_seconds`` (the monitor's own
+wall time in that epoch). The labels only name the group
 types the scores compare with; the model never sees them, and the test images are never used.
 
 The monitor draws no random number from any global generator (the encoding uses posterior
@@ -33,7 +36,7 @@ import torch
 from torch import nn
 
 from ugvae_pipeline.evaluation.baselines import mean_image
-from ugvae_pipeline.evaluation.metrics import clustering_scores, svm_accuracy
+from ugvae_pipeline.evaluation.metrics import clustering_scores, spread_ratio, svm_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -127,10 +130,11 @@ class GroupCodeMonitor:
         was_training = model.training
         model.eval()
         try:
-            parts: dict[str, list[np.ndarray]] = {"global": [], "local": [], "probs": []}
+            parts: dict[str, list[np.ndarray]] = {"global": [], "var": [], "local": [], "probs": []}
             for first in range(0, len(self.groups), self.chunk):
                 encoding = model.encode(pixels(self.groups[first : first + self.chunk]))
                 parts["global"].append(encoding.global_mean.float().cpu().numpy())
+                parts["var"].append(encoding.global_var.float().cpu().numpy())
                 parts["local"].append(encoding.local_mean.float().mean(1).cpu().numpy())
                 parts["probs"].append(encoding.mixture_probs.float().mean(1).cpu().numpy())
         finally:
@@ -139,6 +143,7 @@ class GroupCodeMonitor:
         row: dict[str, float] = {}
         if getattr(model, "has_group_latent", True):
             row.update(self._scores("global_code", codes["global"]))
+            row["val_global_code_spread"] = spread_ratio(codes["global"], codes["var"])
         row.update(self._scores("mean_local_code", codes["local"]))
         if codes["probs"].shape[1] > 1:  # mixture models
             row.update(self._scores("mean_mixture_probs", codes["probs"]))

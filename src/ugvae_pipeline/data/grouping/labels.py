@@ -49,7 +49,7 @@ def label_group_plan(
             )
             + ": set groups.training.label_column to a labelled "
             "metadata column (e.g. a CelebA attribute such as Male), or use a model trained without "
-            "labels (model.name=ugvae, beta_vae or gmvae)"
+            "labels (model.name=ugvae, beta_vae, gmvae or neural_statistician)"
         )
     names, classes = np.unique(values.astype(str), return_inverse=True)
     pools = [train[classes == c] for c in range(classes.max() + 1)]

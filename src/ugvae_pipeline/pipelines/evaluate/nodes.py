@@ -16,7 +16,7 @@ from ugvae_pipeline.evaluation.beta_effect import (
     subsample,
 )
 from ugvae_pipeline.evaluation.code_tables import code_matrix
-from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve
+from ugvae_pipeline.evaluation.metrics import gmm_loglik_curve, spread_ratio
 from ugvae_pipeline.evaluation.scores import (
     RANDOM,
     domain_alignment_scores,
@@ -37,6 +37,11 @@ def score_global_codes(
     evaluate_params: dict,
 ) -> tuple[pd.DataFrame, dict, dict]:
     """The score table, the same scores as a JSON-able dict, and as MLflow metrics.
+
+    ``global_code_spread`` (summary and metric) is the between-group spread of the group code's
+    posterior means over its posterior std, on the structured groups
+    (``evaluation.metrics.spread_ratio``; for models without a group latent, of the mean local
+    code against the mean local variance).
 
     When the evaluation groups include single-domain groups of two databases (``domain``
     strategy), the summary also holds the domain-alignment scores (§4.2).
@@ -59,9 +64,16 @@ def score_global_codes(
         "scores": metrics,
         "domain_alignment": domain,
     }
+    structured = types != RANDOM
+    spread = spread_ratio(
+        code_matrix(global_codes, "global_mean")[structured],
+        code_matrix(global_codes, "global_var")[structured],
+    )
+    summary["global_code_spread"] = spread
     flat = {
         f"{rep}_{name}": value for rep, scores in metrics.items() for name, value in scores.items()
     }
+    flat["global_code_spread"] = spread
     flat.update({f"domain_{name}": value for name, value in domain.items()})
     mlflow_metrics = {
         f"eval_{name}": [{"value": float(value), "step": 0}] for name, value in flat.items()
