@@ -25,7 +25,6 @@ baseline, the validation trajectory per epoch, the selection rules) are printed 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from studies import config_loader, kedro_run, run_config  # noqa: E402
+from studies import config_loader, kedro_run, run_config, spread, study_parser  # noqa: E402
 
 EXPERIMENT = "ugvae_paper_scale"
 RULES = ("last", "heldout_loss", "validation_svm_linear")
@@ -115,13 +114,6 @@ def run_study(project: Path, seeds: list[int]) -> None:
                     )
 
 
-def _spread(values: pd.Series, digits: int = 3) -> str:
-    values = values.dropna().astype(float)
-    if values.empty:
-        return "–"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
-
-
 def test_table(runs: pd.DataFrame) -> str:
     """Test scores (``last``): every representation of the same groups, both protocols."""
     lines = [
@@ -131,9 +123,9 @@ def test_table(runs: pd.DataFrame) -> str:
     last = runs[runs["rule"] == "last"]
     for (model, protocol), rows in last.groupby(["model", "protocol"], sort=False):
         for i, name in enumerate(REPRESENTATIONS):
-            scores = [_spread(rows[f"metrics.eval_{name}_{score}"]) for score in SCORES]
+            scores = [spread(rows[f"metrics.eval_{name}_{score}"]) for score in SCORES]
             head = (
-                [model, protocol, str(len(rows)), _spread(rows["metrics.heldout_loss"], 1)]
+                [model, protocol, str(len(rows)), spread(rows["metrics.heldout_loss"], 1)]
                 if i == 0
                 else ["", "", "", ""]
             )
@@ -201,18 +193,15 @@ def selection_table(runs: pd.DataFrame, uri: str) -> str:
             ]
         )
         lines.append(
-            f"| {model} | {rule} | {', '.join(map(str, chosen))} | {_spread(losses, 1)} | "
-            f"{_spread(rows['metrics.eval_global_code_svm_linear'])} | "
-            f"{_spread(rows['metrics.eval_global_code_kmeans_ari'])} |"
+            f"| {model} | {rule} | {', '.join(map(str, chosen))} | {spread(losses, 1)} | "
+            f"{spread(rows['metrics.eval_global_code_svm_linear'])} | "
+            f"{spread(rows['metrics.eval_global_code_kmeans_ari'])} |"
         )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--summary", action="store_true", help="only print the tables")
-    args = parser.parse_args(argv)
+    args = study_parser(__doc__).parse_args(argv)
     project = Path.cwd()
     if not args.summary:
         run_study(project, args.seeds)

@@ -113,3 +113,22 @@ def study_runs(uri: str, experiment: str):
         return runs_table(mlflow.search_runs(experiment_names=[experiment]))
     except ValueError:  # no run the table would count yet
         return None
+
+
+def spread(values, digits: int = 3) -> str:
+    """``mean ± sample std`` of a column of seeds' values (``–`` when none)."""
+    values = values.dropna().astype(float)
+    if values.empty:
+        return "–"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+
+
+def study_parser(doc: str):
+    """The command line of a study that runs seeds, then prints its tables (``--summary``:
+    only the tables, from the runs already tracked)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--summary", action="store_true", help="only print the tables")
+    return parser

@@ -384,21 +384,29 @@ def work(
 ) -> None:
     """One worker: trials until the study holds ``search.n_trials`` finished ones (a new study
     first scores ``baseline``, the configuration's own values)."""
-    import optuna
     import torch
-    from optuna.trial import TrialState
 
     torch.set_num_threads(1)
     experiment = search.get("mlflow_experiment") or f"search_{search['study_name']}"
     study = open_study(search, baseline, worker)
-    finished = (TrialState.COMPLETE, TrialState.PRUNED)
-    if len(study.get_trials(deepcopy=False, states=finished)) >= search["n_trials"]:
+    if budget_spent(study, search["n_trials"]):
         return
     study.optimize(
         lambda trial: run_trial(trial, project, search, experiment),
-        callbacks=[optuna.study.MaxTrialsCallback(search["n_trials"], states=finished)],
+        callbacks=[lambda study, trial: budget_spent(study, search["n_trials"]) and study.stop()],
         catch=(ValueError, FloatingPointError),
     )
+
+
+def budget_spent(study, n_trials: int) -> bool:
+    """Whether the study's finished (complete or pruned) trials and those other workers are
+    running already reach ``n_trials``: a worker then starts no new trial, so a study of several
+    workers stops at ``n_trials`` rather than one more per worker. (A trial left ``RUNNING`` by
+    a killed process counts until the heartbeat marks it failed; run the command again.)"""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states)) >= n_trials
 
 
 def spawn_workers(argv: list[str], n: int) -> int:
