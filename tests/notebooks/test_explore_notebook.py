@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 
 import nbformat
 import yaml
@@ -20,7 +21,13 @@ def test_explore_notebook_runs_on_the_latest_model(default_run, monkeypatch):
     # the kernel imports the package under test, as this process does
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PROJECT_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    # nbclient's event loop puts Python's default SIGINT handler in place of one it finds
+    # ignored (as in a run started with nohup or in the background): put back what was there
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        signal.signal(signal.SIGINT, sigint)
 
     outputs = {i: cell.get("outputs", []) for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"}
     assert not [o for cell in outputs.values() for o in cell if o.output_type == "error"]
