@@ -3,6 +3,7 @@
     python -m ugvae_pipeline.search --workers 2     # first: the study (validation groups only)
     python experiments/search_results.py            # then: test groups, seeds 1-3
     python experiments/search_results.py --summary  # only the tables, from the runs tracked
+    python experiments/search_results.py --env search_neural_statistician   # another study
 
 It reads the study of conf's ``search:`` block (its storage and name) and prints what it
 holds: the trials by state and the best trial under each selection rule (``heldout_loss``: no
@@ -47,13 +48,19 @@ SCORES = ("svm_linear", "svm_rbf", "kmeans_ari")
 EVALUATIONS = ("series", "harder series", "validation", "domain alignment")
 
 
-def study_report(project: Path) -> tuple[str, dict[str, str]]:
+def search_block(project: Path, env: str) -> dict:
+    """The ``search:`` block of ``env``, without the dimensions it sets to null."""
+    search = config_loader(project, env)["parameters"]["search"]
+    return {**search, "space": {k: v for k, v in search["space"].items() if v is not None}}
+
+
+def study_report(project: Path, env: str = "base") -> tuple[str, dict[str, str]]:
     """The study's summary (Markdown) and ``rule -> exported environment``."""
     import optuna
 
     from ugvae_pipeline.search import RULES, best_trials
 
-    search = config_loader(project, "base")["parameters"]["search"]
+    search = search_block(project, env)
     study = optuna.load_study(study_name=search["study_name"], storage=search["storage"])
     trials = study.get_trials(deepcopy=False)
     states = pd.Series([t.state.name for t in trials]).value_counts().to_dict()
@@ -88,17 +95,24 @@ def study_report(project: Path) -> tuple[str, dict[str, str]]:
     return "\n".join(lines), envs
 
 
-def configurations(project: Path, envs: dict[str, str]) -> dict[str, tuple[str, dict]]:
-    """``name -> (environment, --params)`` of every configuration scored on test groups."""
-    search = config_loader(project, "base")["parameters"]["search"]
+def configurations(
+    project: Path, envs: dict[str, str], study_env: str = "base"
+) -> dict[str, tuple[str, dict]]:
+    """``name -> (environment, --params)`` of every configuration scored on test groups: the
+    study's default (conf/base with the study's fixed training and model values) and its
+    selections; the shipped study adds the Neural Statistician at the same fixed values. A study
+    of another environment names its configurations ``<study>/<name>``."""
+    search = search_block(project, study_env)
     fixed = {
         key: value
         for key, value in search["params"].items()
-        if key.startswith("train.") and not key.endswith(".progress")
+        if key.startswith(("train.", "model.")) and not key.endswith(".progress")
     }
-    out = {"default": ("base", dict(fixed))}
-    out.update({rule: (env, {}) for rule, env in envs.items()})
-    out["neural_statistician"] = ("base", {**fixed, "model.name": "neural_statistician"})
+    prefix = "" if study_env == "base" else f"{search['study_name']}/"
+    out = {f"{prefix}default": ("base", dict(fixed))}
+    out.update({f"{prefix}{rule}": (env, {}) for rule, env in envs.items()})
+    if study_env == "base":
+        out["neural_statistician"] = ("base", {**fixed, "model.name": "neural_statistician"})
     return out
 
 
@@ -152,7 +166,7 @@ def run_study(project: Path, configs: dict[str, tuple[str, dict]], seeds: list[i
     uri, _ = run_config(project, "base")
     done = set(zip(*(tracked(uri)[k] for k in ("configuration", "seed", "evaluation"))))
     common = {"mlflow_experiment": EXPERIMENT, "train.progress": "log", "extract.progress": "log"}
-    search = config_loader(project, "base")["parameters"]["search"]
+    search = config_loader(project, "base")["parameters"]["search"]  # the validation groups
     validation = {k: v for k, v in search["params"].items() if k.startswith("groups.")}
     for name, (env, params) in configs.items():
         for seed in seeds:
@@ -236,20 +250,24 @@ def domain_table(runs: pd.DataFrame) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = study_parser(__doc__).parse_args(argv)
+    parser = study_parser(__doc__)
+    parser.add_argument(
+        "--env", default="base", help="the environment whose search: block names the study"
+    )
+    args = parser.parse_args(argv)
     project = Path.cwd()
-    report, envs = study_report(project)
+    report, envs = study_report(project, args.env)
     missing = [env for env in envs.values() if not (project / "conf" / env).is_dir()]
     if missing:
         raise SystemExit(
             f"the search's exported environments {missing} are missing: run the search"
         )
-    configs = configurations(project, envs)
+    configs = configurations(project, envs, args.env)
     if not args.summary:
         run_study(project, configs, args.seeds)
     uri, _ = run_config(project, "base")
     runs = tracked(uri)
-    runs = runs[runs["seed"].isin(args.seeds)]
+    runs = runs[runs["seed"].isin(args.seeds) & runs["configuration"].isin(configs)]
     order = {name: i for i, name in enumerate(configs)}
     runs = runs.sort_values("configuration", key=lambda c: c.map(order))
     text = "\n\n".join(
@@ -263,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             "## Domain alignment (test groups)\n\n" + domain_table(runs),
         ]
     )
-    out = project / "data/08_reporting/search_results.md"
+    suffix = "" if args.env == "base" else f"_{args.env}"
+    out = project / f"data/08_reporting/search_results{suffix}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
     print(text)

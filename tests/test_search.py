@@ -69,6 +69,21 @@ def test_the_space_is_checked_like_kedro_run_before_any_trial():
     bad_fixed = merged(params, {"search.params": {"train.epochs": 0}})
     with pytest.raises(ValueError, match=r"train.epochs"):
         check_space(bad_fixed, {})
+    # an environment leaves a dimension out by setting it to null (its search: block is
+    # merged into conf/base's); a space of nulls only is refused
+    space = params["search"]["space"]
+    dropped = merged(params, {"search.space": {**space, "model.dim_beta": None}})
+    assert set(check_space(dropped, {})["space"]) == set(space) - {"model.dim_beta"}
+    empty = merged(params, {"search.space": dict.fromkeys(space)})
+    with pytest.raises(ValueError, match=r"every dimension is null"):
+        check_space(empty, {})
+
+
+def test_the_neural_statistician_study_drops_the_ugvae_dimensions():
+    params = _parameters(PROJECT_ROOT, "search_neural_statistician")
+    search = check_space(params, {})
+    assert search["params"]["model.name"] == "neural_statistician"
+    assert "model.global_encoder" not in search["space"] and "model.dim_z" in search["space"]
 
 
 def test_two_workers_share_one_study_and_the_best_trials_become_environments(project_copy):

@@ -308,7 +308,7 @@ class SearchParams(Block):
     mlflow_experiment: str | None = None
     export_prefix: str = None
     params: dict[str, Any] = None
-    space: dict[str, SearchDimension] = Field(None, min_length=1)
+    space: dict[str, SearchDimension | None] = Field(None, min_length=1)  # None: left out
 
 
 SCHEMAS: dict[str, type[Block]] = {

@@ -97,6 +97,10 @@ def check_space(params: dict[str, Any], command_line: dict[str, Any]) -> dict[st
 
     search = params.get("search")
     check_group("search", search)
+    # an environment removes a dimension of conf/base's space by setting it to null
+    search = {**search, "space": {k: v for k, v in search["space"].items() if v is not None}}
+    if not search["space"]:
+        raise ValueError("search.space: every dimension is null; give at least one")
     for origin, keys in (("search.params", search["params"]), ("search.space", search["space"])):
         for key in keys:
             node: Any = params
