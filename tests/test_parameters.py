@@ -56,6 +56,35 @@ def test_series_of_training_digits_in_order_are_a_valid_protocol():
         check_parameters(params)
 
 
+@pytest.mark.parametrize(
+    "model, train, message",
+    [
+        (
+            {"contrastive_weight": 1.0},
+            {"groups_per_step": 1},
+            r"model.contrastive_weight=1.0 .*train.groups_per_step=1: set train.groups_per_step "
+            r"to 2 or more",
+        ),
+        (
+            {"name": "beta_vae"},
+            {"global_kl_free_bits": 0.5},
+            r"train.global_kl_free_bits=0.5 .*BetaVAE has not; set it to 0",
+        ),
+    ],
+)
+def test_model_and_training_options_that_do_not_fit_are_refused_before_any_node(
+    model, train, message
+):
+    params = _parameters("base")
+    params["model"].update(model)
+    params["train"].update(train)
+    with pytest.raises(ValueError, match=message):
+        check_parameters(params)
+    params["train"]["groups_per_step"] = 2  # the contrastive halves have partners now
+    params["train"]["global_kl_free_bits"] = 0.0
+    check_parameters(params)
+
+
 def check_evaluate_parameters(evaluate, groups, source="mnist_embedded"):
     check_parameters({"evaluate": evaluate, "groups": groups, "data": {"source": source}})
 
@@ -136,6 +165,17 @@ def test_the_interpolation_must_name_group_types_the_evaluation_groups_will_have
             "groups",
             {"evaluation": {"strategy": "hair"}},
             r"groups.evaluation.strategy='hair' is unknown; choose one of 'auto', 'attribute'",
+        ),
+        (
+            "groups",
+            {"clusters": {"features": "latents"}},
+            r"groups.clusters.features='latents' is unknown; choose one of 'pixels', "
+            r"'local_codes' or 'mixture_probs'",
+        ),
+        (
+            "groups",
+            {"clusters": {"refresh_every": 0}},
+            r"groups.clusters.refresh_every",
         ),
         (
             "groups",

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ugvae_pipeline.data.grouping.clusters import CLUSTER_FEATURES
 from ugvae_pipeline.data.grouping.series import SERIES, SERIES_DIGITS, SERIES_DRAWS
 from ugvae_pipeline.data.grouping.strategies import (
     EVALUATION_STRATEGIES,
@@ -29,8 +30,9 @@ from ugvae_pipeline.data.grouping.strategies import (
 from ugvae_pipeline.data.sources import SOURCES
 from ugvae_pipeline.data.splits import check_fractions
 from ugvae_pipeline.models import model_config_from_params
+from ugvae_pipeline.models.registry import configured_name, model_class
 from ugvae_pipeline.progress import progress_mode
-from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.config import TrainConfig, check_model_fits_training
 
 
 class Block(BaseModel):
@@ -121,6 +123,8 @@ class ClusterGroups(Block):
     alpha: float = Field(None, gt=0)
     pca_dims: int = Field(None, ge=1)
     seed: int = Field(None, ge=0)
+    features: Literal[CLUSTER_FEATURES] = None  # type: ignore[valid-type]
+    refresh_every: int = Field(None, ge=1)
 
 
 class HeldoutGroups(Block):
@@ -457,6 +461,15 @@ def check_parameters(params: dict[str, Any]) -> None:
     for group in GROUPS:
         if group in params:
             check_group(group, params[group])
+    if "model" in params and "train" in params:
+        model = model_config_from_params(params["model"])
+        name = configured_name(params["model"])
+        check_model_fits_training(
+            model_class(name).__name__,
+            model_class(name).has_group_latent,
+            getattr(model, "contrastive_weight", 0),
+            TrainConfig.from_dict(params["train"]),
+        )
     if "groups" in params and "data" in params:
         strategy = evaluation_strategy(params["groups"], params["data"])
         if "evaluate" in params:

@@ -16,6 +16,7 @@ PAPER_OPTIONS = {
     "mixture_prior": "uniform",
     "global_prior_factor": "false",
     "global_encoder": "product",
+    "contrastive_weight": "0",
 }
 PAPER_ARCHITECTURES = ("mlp28", "conv64")  # the official "k_vae" and "beta_vae" networks
 OPTION_LABELS = {
@@ -24,6 +25,7 @@ OPTION_LABELS = {
     "mixture_prior": "p(d|β)",
     "global_prior_factor": "prior factor",
     "global_encoder": "encoder",
+    "contrastive_weight": "contrastive",
 }
 
 
@@ -37,12 +39,21 @@ def model_variant(name: str, options: dict[str, Any]) -> str:
     differences = [
         f"{OPTION_LABELS[key]}={str(options[key]).lower()}"
         for key, paper in PAPER_OPTIONS.items()
-        if key in options and options[key] is not None and str(options[key]).lower() != paper
+        if key in options and options[key] is not None and not _is_paper(options[key], paper)
     ]
     architecture = options.get("architecture")
     if architecture is not None and str(architecture) not in PAPER_ARCHITECTURES:
         differences.append(str(architecture))
     return f"variant({', '.join(differences)})" if differences else "paper"
+
+
+def _is_paper(value: Any, paper: str) -> bool:
+    """Whether an option's value (maybe a string, as MLflow stores it) is the paper's; numbers
+    compare as numbers (0, 0.0 and "0.0" are all the paper's 0)."""
+    try:
+        return float(value) == float(paper)
+    except (TypeError, ValueError):
+        return str(value).lower() == paper
 
 
 def _trains_on_label_groups(name: str) -> bool:
@@ -67,8 +78,11 @@ def training_groups(model_params: dict[str, Any], groups_params: dict[str, Any])
     return strategy, training.get("label_column", "label")
 
 
-def describe_training_groups(name: str, strategy: str, label_column: str = "label") -> str:
-    """One sentence for reports: how the training groups of this run were formed."""
+def describe_training_groups(
+    name: str, strategy: str, label_column: str = "label", cluster_features: str = "pixels"
+) -> str:
+    """One sentence for reports: how the training groups of this run were formed
+    (``cluster_features``: ``groups.clusters.features``)."""
     effective = training_groups_strategy(name, strategy)
     if effective == "labels":
         supervision = (
@@ -80,14 +94,21 @@ def describe_training_groups(name: str, strategy: str, label_column: str = "labe
     if effective == "mixed_domains":
         return "mixed-domain groups, formed without labels"
     if effective == "clusters":
-        return "groups of Dirichlet compositions over pixel clusters, formed without labels"
+        clustered = {"pixels": "pixel clusters"}.get(
+            cluster_features, f"clusters of the model's {cluster_features.replace('_', ' ')}"
+        )
+        return f"groups of Dirichlet compositions over {clustered}, formed without labels"
     return "random groups, formed without labels (unsupervised)"
 
 
 def run_title(model_params: dict[str, Any], groups_params: dict[str, Any]) -> str:
     """``<model.name>, trained on <how its training groups were formed>``, for every report."""
     name = configured_name(model_params)
-    return f"{name}, trained on {describe_training_groups(name, *training_groups(model_params, groups_params))}"
+    features = (groups_params.get("clusters") or {}).get("features") or "pixels"
+    described = describe_training_groups(
+        name, *training_groups(model_params, groups_params), cluster_features=features
+    )
+    return f"{name}, trained on {described}"
 
 
 def data_source_label(data_params: dict[str, Any]) -> str:

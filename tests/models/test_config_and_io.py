@@ -142,7 +142,10 @@ def test_file_written_by_another_architecture_is_refused():
             r"model_type 'vqvae'; known: "
             r"\['beta_vae', 'gmvae', 'mlvae', 'neural_statistician', 'ugvae'\]",
         ),
-        (lambda p: p.update(model_type="beta_vae"), r"unknown model parameter\(s\) \['dim_beta', "),
+        (
+            lambda p: p.update(model_type="beta_vae"),
+            r"unknown model parameter\(s\) \['contrastive_weight', 'dim_beta', ",
+        ),
         (lambda p: p.update(format_version=2), r"format_version 2; this version reads 1"),
         (lambda p: p.pop("state_dict"), r"lacks model_type/config/state_dict"),
         (lambda p: p["config"].update(dim_z=0), r"model.dim_z must be an integer >= 1"),

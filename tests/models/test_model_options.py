@@ -8,6 +8,7 @@ from ugvae_pipeline.models.elbo import (
     annealed_loss,
     categorical_kl,
     categorical_uniform_kl,
+    free_bits_kl,
 )
 from ugvae_pipeline.models.ugvae import UGVAE, UGVAEConfig
 from ugvae_pipeline.training.config import TrainConfig
@@ -113,6 +114,40 @@ def test_global_kl_warmup_schedule_and_loss():
     assert annealed_loss(terms, 0.25) == pytest.approx(8.5)
 
 
+def test_free_bits_floor_each_dimensions_mean_kl_as_torch_distributions_computes_it():
+    from torch.distributions import Normal, kl_divergence
+
+    torch.manual_seed(0)
+    model = UGVAE(UGVAEConfig(dim_beta=6, n_components=4))
+    x = torch.rand(3, 8, 1, 28, 28)
+    output = model(x)
+    mean, var = output.encoding.global_mean, output.encoding.global_var
+    n_images = 3 * 8
+    # λ = 0: the ELBO's own global KL (float32 rounding of sums of six terms: 1e-5 relative)
+    torch.testing.assert_close(free_bits_kl(mean, var, 0.0, n_images), output.terms.global_kl)
+    # independently: each dimension's KL by torch.distributions, averaged over the groups,
+    # floored at λ; λ is set between the dimensions' KLs so that some are floored, some not
+    per_group = kl_divergence(Normal(mean, var.sqrt()), Normal(0.0, 1.0)).detach()  # [G, dim]
+    per_dim = per_group.mean(0)
+    # λ below the group mean of the dimension whose groups differ most, above its smallest
+    # group: the floor is on the mean over groups, not on each group
+    j = int((per_group.max(0).values - per_group.min(0).values).argmax())
+    free_bits = float(per_group[:, j].min() + per_dim[j]) / 2
+    expected = per_dim.clamp(min=free_bits).sum() * 3 / n_images
+    floored = free_bits_kl(mean, var, free_bits, n_images)
+    torch.testing.assert_close(floored, expected, rtol=1e-5, atol=1e-6)
+    assert floored > output.terms.global_kl  # the floor only adds
+    # a dimension below the floor gets no gradient from the global KL
+    loss = annealed_loss(output.terms, 1.0, floored)
+    torch.testing.assert_close(
+        loss, output.terms.loss - output.terms.global_kl + floored, rtol=1e-6, atol=1e-6
+    )
+    grad = torch.autograd.grad(floored, mean, retain_graph=True)[0]
+    below = per_dim < free_bits
+    assert below.any() and (~below).any()
+    assert torch.all(grad[:, below] == 0) and torch.all(grad[:, ~below] != 0)
+
+
 def test_shared_variance_probs_factors_give_linear_function_of_mean_probs():
     torch.manual_seed(1)
     model = UGVAE(UGVAEConfig(global_factor_input="probs", global_factor_variance="shared"))
@@ -136,3 +171,85 @@ def test_conv28_architecture_runs_the_model():
     x = torch.rand(2, 5, 1, 28, 28)
     assert model.encode(x).local_mean.shape == (2, 5, 10)
     assert model(x).reconstruction.shape == x.shape
+
+
+def test_halves_info_nce_is_the_cross_entropy_of_finding_each_partner():
+    from torch.distributions import Categorical
+
+    from ugvae_pipeline.models.elbo import halves_info_nce
+
+    torch.manual_seed(0)
+    first, second = torch.randn(5, 4), torch.randn(5, 4)
+    # independently: each half's partner as a category of the cosine similarities / 0.1
+    cosine = torch.nn.functional.cosine_similarity(first[:, None], second[None], dim=-1) / 0.1
+    target = torch.arange(5)
+    expected = -0.5 * (
+        Categorical(logits=cosine).log_prob(target).mean()
+        + Categorical(logits=cosine.T).log_prob(target).mean()
+    )
+    torch.testing.assert_close(halves_info_nce(first, second), expected)
+    # codes that say nothing about the pairing: log G; codes that find it: near 0
+    same = torch.ones(5, 4)
+    torch.testing.assert_close(halves_info_nce(same, same), torch.tensor(math.log(5)))
+    assert halves_info_nce(torch.eye(5), torch.eye(5)) < 1e-3
+
+
+def test_contrastive_halves_add_a_term_outside_the_elbo_on_the_halves_codes():
+    from ugvae_pipeline.models.elbo import halves_info_nce
+    from ugvae_pipeline.models.outputs import LatentNoise
+
+    torch.manual_seed(0)
+    config = UGVAEConfig(global_factor_input="probs", global_factor_variance="shared")
+    plain = UGVAE(config)
+    model = UGVAE(UGVAEConfig.from_dict({**config.to_dict(), "contrastive_weight": 2.0}))
+    model.load_state_dict(plain.state_dict())
+    x = torch.rand(3, 8, 1, 28, 28)
+    # no local noise: z is its mean, so each half's q(β | ·) is what encoding the half gives
+    noise = LatentNoise(torch.zeros(3, 8, config.dim_z), torch.randn(3, config.dim_beta))
+    out = model(x, noise)
+    reference = plain(x, noise)
+    for name in ELBOTerms.NAMES:  # the ELBO is the paper's: the term is outside it
+        torch.testing.assert_close(getattr(out.terms, name), getattr(reference.terms, name))
+    assert reference.auxiliary is None
+    halves = model.encode(x[:, :4]).global_mean, model.encode(x[:, 4:]).global_mean
+    expected = 2.0 * halves_info_nce(*halves) / 8
+    torch.testing.assert_close(out.auxiliary, expected, rtol=1e-5, atol=1e-6)
+    out.auxiliary.backward()
+    assert model.global_encoder.weight.grad.abs().sum() > 0  # it trains the global encoder
+    assert model.eval()(x, noise).auxiliary is None  # held-out losses are the ELBO's alone
+
+
+@pytest.mark.parametrize(
+    "model_params, train_options, message",
+    [
+        (
+            {"name": "gmvae", "n_components": 3},
+            {"global_kl_free_bits": 0.5},
+            r"train.global_kl_free_bits=0.5 .*GMVAE.*set it to 0",
+        ),
+        (
+            {"name": "ugvae", "contrastive_weight": 1.0},
+            {},
+            r"contrastive_weight=1.0 .*train.groups_per_step=1",
+        ),
+    ],
+)
+def test_the_trainer_refuses_options_that_do_not_fit_the_model(
+    model_params, train_options, message
+):
+    import numpy as np
+
+    from ugvae_pipeline.models import model_config_from_params, model_for_config
+    from ugvae_pipeline.training.trainer import train
+
+    model = model_for_config(model_config_from_params(model_params))
+    with pytest.raises(ValueError, match=message):
+        train(
+            model,
+            np.zeros((64, 1, 28, 28), np.uint8),
+            np.zeros((1, 2, 32), np.int64),
+            np.zeros((1, 32), np.int64),
+            TrainConfig(epochs=1, group_size=32, device="cpu", **train_options),
+        )
+    with pytest.raises(ValueError, match=r"model.contrastive_weight must be a number >= 0"):
+        UGVAEConfig(contrastive_weight=-1.0)

@@ -156,6 +156,7 @@ def test_configs_share_the_shape_fields_and_add_only_their_own():
             "global_factor_input",
             "global_factor_variance",
             "mixture_prior",
+            "contrastive_weight",
         },
         BetaVAEConfig: {"beta"},
         GMVAEConfig: {"n_components"},

@@ -145,6 +145,7 @@ def _tiny_run(
     run_id=None,
     checkpoint_every=1,
     heldout_seed=0,
+    regroup=None,
     **options,
 ):
     """UG-VAE on 320 pseudo-random images in groups of 32: 10 steps per epoch."""
@@ -171,6 +172,7 @@ def _tiny_run(
         heldout,
         config,
         run_id=run_id,
+        regroup=regroup,
     )
 
 
@@ -300,3 +302,30 @@ def test_a_signal_after_the_last_step_is_passed_on_when_training_ends(tmp_path, 
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert len(history) == 2 and received == [signal.SIGTERM]  # not lost: delivered after
+
+
+def test_a_run_that_redraws_its_groups_resumes_on_the_redrawn_groups(tmp_path, monkeypatch):
+    from ugvae_pipeline.training.preemption import TrainingInterrupted
+    from ugvae_pipeline.training.regroup import ClusterRefresh
+
+    # k-means of the model's local codes after epoch 2 of 4; groups of one or two clusters
+    regroup = ClusterRefresh(np.arange(320), "local_codes", 4, 0.05, 2, 0, 7, 32)
+    reference, _ = _preemptible_run(tmp_path / "reference", epochs=4, regroup=regroup)
+    _sigterm_at_step(monkeypatch, at=35)  # epoch 4, step 5: after the redraw
+    with pytest.raises(TrainingInterrupted, match=r"after epoch 4, step 5/10"):
+        _preemptible_run(tmp_path / "ck", epochs=4, regroup=regroup)
+    state = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "ck"))
+    assert state["regrouped"]["epoch"] == 2 and state["regrouped"]["clusters"].shape == (320,)
+    _sigterm_at_step(monkeypatch, at=None)
+    resumed, _ = _preemptible_run(tmp_path / "ck", epochs=4, resume=True, regroup=regroup)
+    # bit for bit: the resumed run trains epochs 3-4 on the groups the redraw drew
+    assert_same_weights(resumed.state_dict(), reference.state_dict())
+    # the redraw changes what is trained on: the plan alone ends elsewhere
+    plain, _ = _preemptible_run(tmp_path / "plain", epochs=4)
+    assert not torch.equal(
+        plain.state_dict()["decoder.0.weight"], reference.state_dict()["decoder.0.weight"]
+    )
+    # a resume that would redraw differently (another refresh) is refused
+    other = ClusterRefresh(np.arange(320), "mixture_probs", 4, 0.05, 2, 0, 7, 32)
+    with pytest.raises(ValueError, match=r"another configuration .*regroup"):
+        _preemptible_run(tmp_path / "ck", epochs=4, resume=True, regroup=other)

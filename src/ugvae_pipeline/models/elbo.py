@@ -193,15 +193,46 @@ def ugvae_elbo(
     return ELBOTerms.from_terms(reconstruction, local_kl, mixture_kl, global_kl)
 
 
-def annealed_loss(terms: ELBOTerms, global_kl_weight: float) -> Tensor:
-    """The training loss with the global KL weighted by ``global_kl_weight`` in [0, 1].
+def annealed_loss(
+    terms: ELBOTerms, global_kl_weight: float, global_kl: Tensor | None = None
+) -> Tensor:
+    """The training loss: the negative ELBO with its global KL weighted by ``global_kl_weight``
+    in [0, 1], and replaced by ``global_kl`` where given (free bits, :func:`free_bits_kl`).
 
-    A warm-up only (``train.global_kl_warmup_epochs``): the weight reaches 1 and the loss is
-    the negative ELBO again; reported terms are always the unweighted ones.
+    A warm-up (``train.global_kl_warmup_epochs``) reaches weight 1 and the loss is the negative
+    ELBO again. Reported terms are always the unweighted ELBO's.
     """
-    if global_kl_weight == 1.0:
+    if global_kl_weight == 1.0 and global_kl is None:
         return terms.loss
-    return terms.loss - (1.0 - global_kl_weight) * terms.global_kl
+    kl = terms.global_kl if global_kl is None else global_kl
+    return terms.loss - terms.global_kl + global_kl_weight * kl
+
+
+def free_bits_kl(
+    global_mean: Tensor, global_var: Tensor, free_bits: float, n_images: int
+) -> Tensor:
+    """The global KL with free bits (Kingma et al., 2016; ``train.global_kl_free_bits``), per image.
+
+    For q(β | X) = N(global_mean, global_var) of G groups ``[G, dim]``, each dimension's
+    KL to N(0, 1), averaged over the groups, counts as at least ``free_bits`` nats:
+    G · Σ_j max(λ, mean_g KL_gj) / n_images. No gradient closes a dimension below λ; with
+    λ = 0 it is the ELBO's global KL, Σ_g Σ_j KL_gj / n_images.
+    """
+    mean, var = global_mean.float(), global_var.float()
+    per_dim = 0.5 * (mean.pow(2) + var - 1.0 - torch.log(var))  # [G, dim]
+    return per_dim.mean(0).clamp(min=free_bits).sum() * mean.shape[0] / n_images
+
+
+def halves_info_nce(first: Tensor, second: Tensor, temperature: float = 0.1) -> Tensor:
+    """InfoNCE between the group codes of two halves of G groups, ``[G, dim]`` each: the mean
+    over both directions of the cross-entropy of picking half i's partner among the G other
+    halves by cosine similarity / ``temperature`` (van den Oord et al., 2018; SimCLR's
+    symmetric form). Not an ELBO term: the auxiliary loss of ``model.contrastive_weight``.
+    log G when the codes say nothing about which halves belong together."""
+    a, b = F.normalize(first, dim=-1), F.normalize(second, dim=-1)
+    logits = a @ b.T / temperature  # [G, G]: half i of the first kind against every second
+    target = torch.arange(len(a), device=a.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
 
 
 # -- baselines: the same terms, reported under the same names ---------------------

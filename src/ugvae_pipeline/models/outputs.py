@@ -83,6 +83,8 @@ class ModelOutput:
         global_code: sampled β, ``[G, dim_beta]`` (an empty ``[G, 0]`` for a model without
             a group latent, so ``decode(local_code, global_code)`` decodes z alone).
         reconstruction: decoder means, ``[G, B, C, H, W]``.
+        auxiliary: a training term outside the ELBO, per image, added to the training loss
+            (the contrastive halves of ``model.contrastive_weight``); None: none.
     """
 
     terms: ELBOTerms
@@ -90,6 +92,7 @@ class ModelOutput:
     local_code: Tensor
     global_code: Tensor
     reconstruction: Tensor
+    auxiliary: Tensor | None = None
 
     @property
     def loss(self) -> Tensor:

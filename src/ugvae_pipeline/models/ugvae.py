@@ -23,7 +23,7 @@ from ugvae_pipeline.models.base import (
     sample_components,
 )
 from ugvae_pipeline.models.config import ModelConfig
-from ugvae_pipeline.models.elbo import product_of_gaussians, ugvae_elbo
+from ugvae_pipeline.models.elbo import halves_info_nce, product_of_gaussians, ugvae_elbo
 from ugvae_pipeline.models.outputs import GroupEncoding, LatentNoise, ModelOutput
 
 GLOBAL_ENCODERS = ("product", "deepsets", "attention")
@@ -63,6 +63,13 @@ class UGVAEConfig(ModelConfig):
         mixture_prior: prior of the component d_i: ``uniform`` (official Cat(1/K)) or
             ``global`` (p(d_i | β) = Cat(softmax(Linear(dim_beta, K)(β))), which gives β a
             reason to encode the group's composition over the K components).
+        contrastive_weight: weight of an auxiliary term that is not part of the ELBO (the
+            variant "UG-VAE + contrastive halves"; 0, the paper's, leaves it out): each training
+            group is cut in two halves, q(β | ·) is computed for each, and an InfoNCE loss asks
+            each half's μ_β to pick out its other half among the step's groups
+            (:func:`~ugvae_pipeline.models.elbo.halves_info_nce`). It rewards β for what the two
+            halves of a group share and needs at least two groups per step; on random groups it
+            has nothing to find.
     """
 
     dim_beta: int = 20
@@ -72,6 +79,7 @@ class UGVAEConfig(ModelConfig):
     global_factor_input: str = "features_and_probs"
     global_factor_variance: str = "per_observation"
     mixture_prior: str = "uniform"
+    contrastive_weight: float = 0.0
 
     integer_fields: ClassVar[tuple[str, ...]] = (
         *ModelConfig.integer_fields,
@@ -109,6 +117,12 @@ class UGVAEConfig(ModelConfig):
         if self.mixture_prior not in MIXTURE_PRIORS:
             raise ValueError(
                 f"model.mixture_prior={self.mixture_prior!r} is unknown; choose one of {MIXTURE_PRIORS}"
+            )
+        weight = self.contrastive_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise ValueError(
+                f"model.contrastive_weight must be a number >= 0 (0: the paper's ELBO alone), "
+                f"got {weight!r}"
             )
 
 
@@ -212,8 +226,9 @@ class UGVAE(BaseGroupVAE):
     # -- inference ---------------------------------------------------------------------
     def _infer(
         self, x: Tensor, sample: bool, local_noise: Tensor | None = None
-    ) -> tuple[GroupEncoding, Tensor]:
-        """Posterior parameters and the local code used for π (sampled or the mean)."""
+    ) -> tuple[GroupEncoding, Tensor, Tensor]:
+        """Posterior parameters, the local code used for π (sampled or the mean) and the input
+        of q(β | X) per observation ``[G, B, ·]``."""
         h = self._features(x)
         local_mean, local_var = self._local_posterior(h)
         z = reparameterise(local_mean, local_var, local_noise) if sample else local_mean
@@ -224,19 +239,22 @@ class UGVAE(BaseGroupVAE):
             factor_input = h
         else:  # official: [h_i ; π_i]
             factor_input = torch.cat([h, mixture_probs], dim=-1)
-        if isinstance(self.global_encoder, SetEncoder):
-            global_mean, global_var = self.global_encoder(factor_input)
-        else:
-            if self.global_factor_log_var is None:
-                factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
-            else:
-                factor_mean = self.global_encoder(factor_input)
-                factor_log_var = self.global_factor_log_var.expand_as(factor_mean)
-            global_mean, global_var = product_of_gaussians(
-                factor_mean, factor_log_var, include_prior=self.config.global_prior_factor
-            )
+        global_mean, global_var = self._global_posterior(factor_input)
         encoding = GroupEncoding(global_mean, global_var, local_mean, local_var, mixture_probs)
-        return encoding, z
+        return encoding, z, factor_input
+
+    def _global_posterior(self, factor_input: Tensor) -> tuple[Tensor, Tensor]:
+        """q(β | X): ``(mean, var)`` ``[G, dim_beta]`` from each observation's input ``[G, B, ·]``."""
+        if isinstance(self.global_encoder, SetEncoder):
+            return self.global_encoder(factor_input)
+        if self.global_factor_log_var is None:
+            factor_mean, factor_log_var = self.global_encoder(factor_input).chunk(2, dim=-1)
+        else:
+            factor_mean = self.global_encoder(factor_input)
+            factor_log_var = self.global_factor_log_var.expand_as(factor_mean)
+        return product_of_gaussians(
+            factor_mean, factor_log_var, include_prior=self.config.global_prior_factor
+        )
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> GroupEncoding:
@@ -290,7 +308,7 @@ class UGVAE(BaseGroupVAE):
             noise: the standard-normal draws to use; drawn from torch's global generator
                 when omitted.
         """
-        encoding, z = self._infer(
+        encoding, z, factor_input = self._infer(
             x, sample=True, local_noise=None if noise is None else noise.local_code
         )
         beta = reparameterise(
@@ -311,4 +329,16 @@ class UGVAE(BaseGroupVAE):
             encoding.global_var,
             mixture_log_prior=self.mixture_log_prior(beta),
         )
-        return self._output(terms, encoding, z, beta, reconstruction)
+        output = self._output(terms, encoding, z, beta, reconstruction)
+        if self.config.contrastive_weight > 0 and self.training:
+            output.auxiliary = self._contrastive_halves(factor_input)
+        return output
+
+    def _contrastive_halves(self, factor_input: Tensor) -> Tensor:
+        """``contrastive_weight`` times the halves' InfoNCE loss, per image (the step's mean
+        InfoNCE counted once per group, like the global KL: divided by B)."""
+        half = factor_input.shape[1] // 2
+        first = self._global_posterior(factor_input[:, :half])[0]
+        second = self._global_posterior(factor_input[:, half : 2 * half])[0]
+        nce = halves_info_nce(first.float(), second.float())
+        return self.config.contrastive_weight * nce / factor_input.shape[1]

@@ -180,6 +180,12 @@ def run_signature(
         "precision": precision,
         "train_groups": array_digest(train_groups),
         "heldout_groups": array_digest(heldout_groups),
+        # only where set, so checkpoints written before the option existed still resume
+        **(
+            {"global_kl_free_bits": config.global_kl_free_bits}
+            if config.global_kl_free_bits
+            else {}
+        ),
     }
 
 
@@ -196,6 +202,9 @@ class RunState:
     run_id: str | None = None
     # the epoch train.select_epoch keeps so far, with its weights (training/selection.py)
     selection: dict | None = None
+    # the last redraw of the training groups from the model's codes (training/regroup.py):
+    # {"epoch": the epoch after which, "clusters": each training image's cluster, a tensor}
+    regrouped: dict | None = None
 
 
 def save_training_state(
@@ -218,6 +227,7 @@ def save_training_state(
             "history": state.history,
             "run_id": state.run_id or "",
             "selection": state.selection,
+            "regrouped": state.regrouped,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": capture_rng_states(noise_generator),
@@ -284,6 +294,7 @@ def resume_training(
         list(state["history"]),
         state.get("run_id") or None,
         state.get("selection"),
+        state.get("regrouped"),
     )
     where = f"after epoch {stands.epochs}"
     if stands.step:

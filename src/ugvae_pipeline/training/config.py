@@ -36,6 +36,11 @@ class TrainConfig:
         global_kl_warmup_epochs: anneal the weight of the global KL in the training loss
             linearly from 0 to 1 over this many epochs (per step), then train on the plain
             negative ELBO; 0 (official) never anneals. Reported terms are always unweighted.
+        global_kl_free_bits: free bits on the global KL, nats per dimension of the group code:
+            the training loss counts each dimension's KL (averaged over a step's groups) as at
+            least this much, so the optimiser gains nothing by closing a dimension below it
+            (Kingma et al., 2016); 0 (official) trains on the plain KL. Reported terms are
+            always the ELBO's. Models with a group latent only.
         checkpoint_every: write a checkpoint (model, optimizer, every RNG state, history)
             every this many epochs; 0 writes none.
         checkpoint_dir: the folder of the checkpoint file (working state, not a versioned
@@ -73,6 +78,7 @@ class TrainConfig:
     progress: str = "auto"
     log_every: int = 50
     global_kl_warmup_epochs: float = 0
+    global_kl_free_bits: float = 0.0
     checkpoint_every: int = 0
     checkpoint_dir: str = "data/06_models/checkpoints"
     resume: bool = False
@@ -107,6 +113,12 @@ class TrainConfig:
         if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not warmup >= 0:
             raise ValueError(
                 f"train.global_kl_warmup_epochs must be a number >= 0 (0: no warm-up), got {warmup!r}"
+            )
+        bits = self.global_kl_free_bits
+        if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not bits >= 0:
+            raise ValueError(
+                f"train.global_kl_free_bits must be a number >= 0 (nats per dimension of the "
+                f"group code; 0: off), got {bits!r}"
             )
         for name in ("compile", "resume", "checkpoint_on_signal"):
             if not isinstance(getattr(self, name), bool):
@@ -161,3 +173,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_model_fits_training(
+    model_name: str, has_group_latent: bool, contrastive_weight: float, config: TrainConfig
+) -> None:
+    """Options of the model and of its training that only work together, checked before any
+    work: free bits act on a group code's KL; the contrastive halves need two groups a step."""
+    if config.global_kl_free_bits > 0 and not has_group_latent:
+        raise ValueError(
+            f"train.global_kl_free_bits={config.global_kl_free_bits} acts on the KL of a group "
+            f"code, which {model_name} has not; set it to 0 for this model"
+        )
+    if contrastive_weight > 0 and config.groups_per_step < 2:
+        raise ValueError(
+            f"model.contrastive_weight={contrastive_weight} contrasts the halves of a step's "
+            f"groups with each other, but train.groups_per_step={config.groups_per_step}: set "
+            "train.groups_per_step to 2 or more (each process's groups), or "
+            "model.contrastive_weight=0"
+        )

@@ -50,10 +50,11 @@ def spawn_training(
     config: TrainConfig,
     run_id: str | None = None,
     monitor=None,
+    regroup=None,
 ) -> tuple[nn.Module, pd.DataFrame]:
     """Train in ``config.devices`` spawned processes; return rank 0's model and history
-    (``run_id``, ``monitor``: as for :func:`~ugvae_pipeline.training.trainer.train`; the
-    monitor scores on rank 0)."""
+    (``run_id``, ``monitor``, ``regroup``: as for :func:`~ugvae_pipeline.training.trainer.train`;
+    the monitor scores on rank 0, whose clusters every process trains on)."""
     world = config.devices
     device = resolve_device(config.device)
     if device.type == "cuda" and torch.cuda.device_count() < world:
@@ -75,6 +76,7 @@ def spawn_training(
                 config,
                 run_id,
                 monitor,
+                regroup,
             ),
             nprocs=world,
             join=True,
@@ -103,7 +105,7 @@ def _unshare(images) -> np.ndarray:
 
 
 def _worker(
-    rank, world, tmp, model, images, train_groups, heldout_groups, config, run_id, monitor
+    rank, world, tmp, model, images, train_groups, heldout_groups, config, run_id, monitor, regroup
 ) -> None:
     device = resolve_device(config.device)
     if device.type == "cuda":
@@ -127,6 +129,7 @@ def _worker(
             config,
             run_id,
             monitor if rank == 0 else None,
+            regroup,
         )
         if rank == 0:
             trained, history = result

@@ -29,12 +29,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ugvae_pipeline.models.elbo import annealed_loss
+from ugvae_pipeline.models.elbo import annealed_loss, free_bits_kl
 from ugvae_pipeline.models.outputs import LatentNoise
 from ugvae_pipeline.progress import TrainingProgress as _Progress
 from ugvae_pipeline.training import checkpoint as ckpt
 from ugvae_pipeline.training.batching import GroupBatcher, StepLayout, check_groups, step_layout
-from ugvae_pipeline.training.config import TrainConfig
+from ugvae_pipeline.training.config import TrainConfig, check_model_fits_training
 from ugvae_pipeline.training.device import (
     autocast,
     autocast_dtype,
@@ -48,6 +48,12 @@ from ugvae_pipeline.training.device import (
 from ugvae_pipeline.training.listeners import notify
 from ugvae_pipeline.training.loss_tracking import TermAverager, check_finite
 from ugvae_pipeline.training.preemption import StopRequests, TrainingInterrupted, stop_group
+from ugvae_pipeline.training.regroup import (
+    ClusterRefresh,
+    cluster_sizes,
+    redraw,
+    shared_clusters,
+)
 from ugvae_pipeline.training.selection import VALIDATION, EpochSelection, criterion_column
 
 if TYPE_CHECKING:
@@ -64,6 +70,7 @@ def train(
     config: TrainConfig,
     run_id: str | None = None,
     monitor: GroupCodeMonitor | None = None,
+    regroup: ClusterRefresh | None = None,
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     """Train with Adam on a group plan; return the model (CPU, eval mode) and its history.
 
@@ -83,6 +90,8 @@ def train(
             resumed run can name the run it continues.
         monitor: scores the group code on validation groups between epochs, on rank 0
             (``training/monitor.py``); needed by ``config.select_epoch=validation_svm_linear``.
+        regroup: redraws the epochs left of ``train_groups`` from clusters of the model's own
+            codes every few epochs (``training/regroup.py``); None keeps the plan.
 
     Returns:
         The model of the epoch ``config.select_epoch`` chooses (``training/selection.py``) and
@@ -103,6 +112,12 @@ def train(
             "were given to score: build them (the grouping pipeline's validation_groups), or set "
             "train.select_epoch to last or heldout_loss"
         )
+    check_model_fits_training(
+        type(model).__name__,
+        getattr(model, "has_group_latent", True),
+        getattr(model.config, "contrastive_weight", 0),
+        config,
+    )
     if train_groups.shape[0] != config.epochs:
         raise ValueError(
             f"train_groups holds {train_groups.shape[0]} epochs of groups but train.epochs="
@@ -114,7 +129,9 @@ def train(
             "ugvae_pipeline.training.distributed.spawn_training (as the training node does), or "
             "launch with torchrun"
         )
-    return _train_process(model, images, train_groups, heldout_groups, config, run_id, monitor)
+    return _train_process(
+        model, images, train_groups, heldout_groups, config, run_id, monitor, regroup
+    )
 
 
 @torch.no_grad()
@@ -167,6 +184,7 @@ def _train_process(
     config: TrainConfig,
     run_id: str | None,
     monitor: GroupCodeMonitor | None = None,
+    regroup: ClusterRefresh | None = None,
 ) -> tuple[nn.Module, pd.DataFrame] | None:
     run = _start(model, images, train_groups, config)
     rank = run.layout.rank
@@ -179,6 +197,8 @@ def _train_process(
         precision_name(run.dtype),
     )
     selection = _selection(run, monitor, signature)
+    if regroup is not None:
+        signature["regroup"] = regroup.signature()
     checkpoint_file = ckpt.checkpoint_path(config.checkpoint_dir)
     state = ckpt.RunState()  # where the run stands: epochs and steps done, history
     if config.resume:
@@ -186,6 +206,9 @@ def _train_process(
             checkpoint_file, signature, run.model, run.optimizer, run.noise_generator
         )
     selection.restore(state.selection)
+    plan, regrouped = train_groups, state.regrouped  # the plan as redrawn so far
+    if regroup is not None and regrouped is not None:
+        plan = redraw(regroup, plan, np.asarray(regrouped["clusters"]), regrouped["epoch"])
     checkpointed = state.epochs  # epochs done in the last checkpoint
     rows, state.run_id = state.history, run_id
     done = state.epochs * run.layout.steps_per_epoch + state.step  # steps since the start
@@ -200,16 +223,18 @@ def _train_process(
                         averager.images = state.images
                 first_step = state.step if epoch == state.epochs + 1 else 0
                 seconds, done, stopped = _train_epoch(
-                    run, train_groups[epoch - 1], epoch, done, averager, first_step, stop
+                    run, plan[epoch - 1], epoch, done, averager, first_step, stop
                 )
                 if stopped is not None:
                     _stop(run, signature, checkpoint_file, state, epoch, done, averager, stopped)
                 averager.all_reduce()
                 rows.append(_epoch_row(run, epoch, averager, seconds, heldout_groups, earlier))
                 _score_epoch(run, monitor, selection, rows[-1], images)
+                if regroup is not None and regroup.due(epoch, config.epochs):
+                    plan, regrouped = _regroup(run, regroup, plan, epoch)
                 if rank == 0:
                     notify(rows[-1])
-                state = ckpt.RunState(epoch, 0, None, 0, rows, run_id, selection=selection.saved())
+                state = ckpt.RunState(epoch, 0, None, 0, rows, run_id, selection.saved(), regrouped)
                 if rank == 0 and config.checkpoint_every and epoch % config.checkpoint_every == 0:
                     ckpt.save_training_state(
                         checkpoint_file,
@@ -269,7 +294,7 @@ def _stop(
             stands = ckpt.RunState(
                 epoch - 1, step, averager.sums, averager.images, state.history, state.run_id
             )
-            stands.selection = state.selection
+            stands.selection, stands.regrouped = state.selection, state.regrouped
             ckpt.save_training_state(
                 checkpoint_file, signature, stands, run.model, run.optimizer, run.noise_generator
             )
@@ -383,9 +408,22 @@ def _train_epoch(
         )[mine]
         x = run.batcher(chunk[mine])  # [groups, B, C, H, W]
         with autocast(device, run.dtype):
-            terms = run.step_model(x, noise).terms
+            output = run.step_model(x, noise)
+        terms, global_kl = output.terms, None
+        if config.global_kl_free_bits > 0:  # over this process's groups of the step
+            encoding = output.encoding
+            global_kl = free_bits_kl(
+                encoding.global_mean,
+                encoding.global_var,
+                config.global_kl_free_bits,
+                x.shape[0] * x.shape[1],
+            )
         run.optimizer.zero_grad(set_to_none=True)
-        annealed_loss(terms, _global_kl_weight(config, done, layout.steps_per_epoch)).backward()
+        weight = _global_kl_weight(config, done, layout.steps_per_epoch)
+        loss = annealed_loss(terms, weight, global_kl)
+        if output.auxiliary is not None:  # a term outside the ELBO (model.contrastive_weight)
+            loss = loss + output.auxiliary
+        loss.backward()
         run.optimizer.step()
         averager.add(terms, x.shape[0] * x.shape[1])  # this process's images
         step_losses.append(terms.loss.detach())
@@ -482,6 +520,29 @@ def _score_epoch(
             row["val_seconds"],
         )
     selection.offer(row, run.model)
+
+
+def _regroup(
+    run: _Run, regroup: ClusterRefresh, plan: np.ndarray, epoch: int
+) -> tuple[np.ndarray, dict]:
+    """After ``epoch``: the plan's epochs left redrawn from clusters of the model's codes (rank
+    0's, on every process), and what a checkpoint keeps of it."""
+    start = time.perf_counter()
+    clusters = regroup.clusters(run.model, run.batcher) if run.layout.rank == 0 else None
+    if in_process_group():
+        clusters = shared_clusters(clusters, len(regroup.indices), run.device)
+    plan = redraw(regroup, plan, clusters, epoch)
+    if run.layout.rank == 0:
+        log.info(
+            "epoch %d: training groups redrawn from %d clusters of the model's %s (sizes %s, "
+            "%.1fs)",
+            epoch,
+            regroup.n_clusters,
+            regroup.features.replace("_", " "),
+            cluster_sizes(clusters),
+            time.perf_counter() - start,
+        )
+    return plan, {"epoch": epoch, "clusters": torch.as_tensor(clusters, dtype=torch.long)}
 
 
 def _global_kl_weight(config: TrainConfig, steps_done: int, steps_per_epoch: int) -> float:

@@ -23,6 +23,10 @@ import numpy as np
 from ugvae_pipeline.data.grouping.common import check_group_size
 from ugvae_pipeline.data.grouping.series import draw_by_value
 
+# what the clusters are formed on (groups.clusters.features): the pixels (once, before
+# training), or the model's own local codes or mixture probabilities, refreshed during training
+CLUSTER_FEATURES = ("pixels", "local_codes", "mixture_probs")
+
 
 def pixel_clusters(images: np.ndarray, n_clusters: int, pca_dims: int, seed: int) -> np.ndarray:
     """Cluster of each image ``[N]`` (0..n_clusters-1): k-means on the first ``pca_dims``

@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ugvae_pipeline import plotting
+from ugvae_pipeline.data.grouping import split_indices
 from ugvae_pipeline.html_report import last_epoch_table, params_table, render_report
 from ugvae_pipeline.lineage import of_images
 from ugvae_pipeline.models import model_config_from_params, model_for_config
@@ -22,6 +23,7 @@ from ugvae_pipeline.training.config import TrainConfig
 from ugvae_pipeline.training.device import in_process_group, rank_and_world
 from ugvae_pipeline.training.distributed import spawn_training
 from ugvae_pipeline.training.monitor import GroupCodeMonitor
+from ugvae_pipeline.training.regroup import ClusterRefresh
 from ugvae_pipeline.training.seed import seed_everything
 from ugvae_pipeline.training.selection import VALIDATION
 from ugvae_pipeline.training.trainer import train
@@ -49,6 +51,7 @@ def train_model(
     groups_params: dict | None = None,
     validation_groups: np.ndarray | None = None,
     validation_group_metadata: pd.DataFrame | None = None,
+    image_metadata: pd.DataFrame | None = None,
 ) -> tuple[torch.nn.Module, pd.DataFrame]:
     """Seed, build the model ``model.name`` from ``model:`` and train it with ``train:`` on the
     group plan: in this process (one of a ``torchrun`` process group, or alone), or in
@@ -59,7 +62,12 @@ def train_model(
 
     ``validation_groups`` and their table (the grouping's, empty when none could be built) are
     what the trainer scores the group code on every ``train.monitor_every`` epochs, and what
-    ``train.select_epoch=validation_svm_linear`` chooses the epoch on (:func:`validation_monitor`)."""
+    ``train.select_epoch=validation_svm_linear`` chooses the epoch on (:func:`validation_monitor`).
+
+    With ``groups.training.strategy=clusters`` and ``groups.clusters.features`` the model's own
+    codes, the trainer redraws the groups from clusters of the training images' codes every
+    ``groups.clusters.refresh_every`` epochs (:func:`cluster_refresh`; ``image_metadata`` names
+    the training images)."""
     train_config = TrainConfig.from_dict(train_params)
     config = model_config_from_params(model_params)
     check_images_fit_model(images.shape, config)
@@ -70,12 +78,44 @@ def train_model(
     # torchrun made this process one of a group: train in it; else spawn train.devices processes
     fit = spawn_training if train_config.devices > 1 and not in_process_group() else train
     monitor = validation_monitor(validation_groups, validation_group_metadata, train_config)
-    result = fit(model, images, train_groups, heldout_groups, train_config, run_id, monitor)
+    regroup = cluster_refresh(groups_params, model_params, train_params, image_metadata)
+    result = fit(
+        model, images, train_groups, heldout_groups, train_config, run_id, monitor, regroup
+    )
     if result is not None:
         result[0].provenance = training_provenance(
             images, model_params, train_config.seed, groups_params or {}, run_id
         )
     return result
+
+
+def cluster_refresh(
+    groups_params: dict | None,
+    model_params: dict,
+    train_params: dict,
+    image_metadata: pd.DataFrame | None,
+) -> ClusterRefresh | None:
+    """The redraw of the training groups from the model's codes, or None: training groups not
+    formed from clusters, or clusters of the pixels (``groups.clusters.features=pixels``)."""
+    groups_params = groups_params or {}
+    strategy, _ = training_groups(model_params, groups_params)
+    block = groups_params.get("clusters") or {}
+    if strategy != "clusters" or block.get("features", "pixels") == "pixels":
+        return None
+    if image_metadata is None:
+        raise ValueError(
+            "refreshing the training clusters needs image_metadata (the training split)"
+        )
+    return ClusterRefresh(
+        split_indices(image_metadata, "train"),
+        block["features"],
+        block["n_clusters"],
+        block["alpha"],
+        block["refresh_every"],
+        block["seed"],
+        train_params["seed"],
+        train_params["group_size"],
+    )
 
 
 def validation_monitor(
@@ -207,6 +247,7 @@ def validation_scores_table(history: pd.DataFrame) -> pd.DataFrame | None:
 
 
 __all__ = [
+    "cluster_refresh",
     "model_for_mlflow",
     "history_metrics",
     "train_model",

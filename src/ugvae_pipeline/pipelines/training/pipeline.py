@@ -24,6 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:groups",
                     "validation_groups",
                     "validation_group_metadata",
+                    "image_metadata",
                 ],
                 outputs=["trained_model", "training_history"],
                 name="train_model",
