@@ -99,14 +99,16 @@ def configurations(
     project: Path, envs: dict[str, str], study_env: str = "base"
 ) -> dict[str, tuple[str, dict]]:
     """``name -> (environment, --params)`` of every configuration scored on test groups: the
-    study's default (conf/base with the study's fixed training and model values) and its
+    study's default (conf/base with the study's fixed training, model and training-group
+    values: its trial 0) and its
     selections; the shipped study adds the Neural Statistician at the same fixed values. A study
     of another environment names its configurations ``<study>/<name>``."""
     search = search_block(project, study_env)
-    fixed = {
+    fixed = {  # how trial 0 trained (not its validation groups)
         key: value
         for key, value in search["params"].items()
-        if key.startswith(("train.", "model.")) and not key.endswith(".progress")
+        if key.startswith(("train.", "model.", "groups.training.", "groups.clusters."))
+        and not key.endswith(".progress")
     }
     prefix = "" if study_env == "base" else f"{search['study_name']}/"
     out = {f"{prefix}default": ("base", dict(fixed))}
@@ -120,7 +122,13 @@ def model_keys(project: Path, env: str, params: dict) -> dict:
     """The model options (and training length) of a configuration, for another environment."""
     parameters = config_loader(project, env)["parameters"]
     keys = {f"model.{k}": v for k, v in parameters["model"].items()}
-    for key in ("epochs", "monitor_every", "global_kl_warmup_epochs"):
+    for key in (
+        "epochs",
+        "monitor_every",
+        "global_kl_warmup_epochs",
+        "global_kl_free_bits",
+        "groups_per_step",
+    ):
         keys[f"train.{key}"] = parameters["train"][key]
     keys.update({k: v for k, v in params.items() if k.startswith(("model.", "train."))})
     return keys
