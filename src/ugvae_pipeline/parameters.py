@@ -463,10 +463,10 @@ def check_parameters(params: dict[str, Any]) -> None:
             check_group(group, params[group])
     if "model" in params and "train" in params:
         model = model_config_from_params(params["model"])
-        name = configured_name(params["model"])
+        cls = model_class(configured_name(params["model"]))
         check_model_fits_training(
-            model_class(name).__name__,
-            model_class(name).has_group_latent,
+            cls.__name__,
+            cls.has_group_latent,
             getattr(model, "contrastive_weight", 0),
             TrainConfig.from_dict(params["train"]),
         )

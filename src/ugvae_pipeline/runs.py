@@ -94,9 +94,10 @@ def describe_training_groups(
     if effective == "mixed_domains":
         return "mixed-domain groups, formed without labels"
     if effective == "clusters":
-        clustered = {"pixels": "pixel clusters"}.get(
-            cluster_features, f"clusters of the model's {cluster_features.replace('_', ' ')}"
-        )
+        if cluster_features == "pixels":
+            clustered = "pixel clusters"
+        else:
+            clustered = f"clusters of the model's {cluster_features.replace('_', ' ')}"
         return f"groups of Dirichlet compositions over {clustered}, formed without labels"
     return "random groups, formed without labels (unsupervised)"
 

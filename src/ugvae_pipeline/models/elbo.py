@@ -71,9 +71,15 @@ class ELBOTerms:
         return {name: float(getattr(self, name).detach()) for name in self.NAMES}
 
 
+def standard_normal_kl_per_dim(mean: Tensor, var: Tensor) -> Tensor:
+    """KL(N(mean, var) ‖ N(0, 1)) of each dimension, elementwise."""
+    return 0.5 * (mean.pow(2) + var - 1.0 - torch.log(var))
+
+
 def standard_normal_kl(mean: Tensor, var: Tensor) -> Tensor:
-    """KL(N(mean, var) ‖ N(0, I)), summed over the last dim."""
-    return 0.5 * (mean.pow(2) + var - 1.0 - torch.log(var)).sum(-1)
+    """KL(N(mean, var) ‖ N(0, I)), summed over the last dim (halving is exact in floating
+    point, so this is bit for bit the sum of the per-dimension terms halved at the end)."""
+    return standard_normal_kl_per_dim(mean, var).sum(-1)
 
 
 def categorical_uniform_kl(probs: Tensor) -> Tensor:
@@ -218,9 +224,8 @@ def free_bits_kl(
     G · Σ_j max(λ, mean_g KL_gj) / n_images. No gradient closes a dimension below λ; with
     λ = 0 it is the ELBO's global KL, Σ_g Σ_j KL_gj / n_images.
     """
-    mean, var = global_mean.float(), global_var.float()
-    per_dim = 0.5 * (mean.pow(2) + var - 1.0 - torch.log(var))  # [G, dim]
-    return per_dim.mean(0).clamp(min=free_bits).sum() * mean.shape[0] / n_images
+    per_dim = standard_normal_kl_per_dim(global_mean.float(), global_var.float())  # [G, dim]
+    return per_dim.mean(0).clamp(min=free_bits).sum() * per_dim.shape[0] / n_images
 
 
 def halves_info_nce(first: Tensor, second: Tensor, temperature: float = 0.1) -> Tensor:

@@ -23,7 +23,11 @@ import torch
 from sklearn.cluster import KMeans
 from torch import nn
 
-from ugvae_pipeline.data.grouping.clusters import CLUSTER_FEATURES, cluster_group_plan
+from ugvae_pipeline.data.grouping.clusters import (
+    CLUSTER_FEATURES,
+    check_n_clusters,
+    cluster_group_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +58,7 @@ class ClusterRefresh:
             raise ValueError(
                 f"groups.clusters.refresh_every must be an integer >= 1, got {self.every!r}"
             )
-        if not 2 <= self.n_clusters <= len(self.indices):
-            raise ValueError(
-                f"groups.clusters.n_clusters must be in [2, {len(self.indices)}] (the training "
-                f"images), got {self.n_clusters}"
-            )
+        check_n_clusters(self.n_clusters, len(self.indices))
 
     def signature(self) -> dict:
         """What a resumed run must share with the run it continues."""
@@ -88,8 +88,10 @@ class ClusterRefresh:
             for first in range(0, len(self.indices), self.chunk):
                 index = self.indices[first : first + self.chunk, None]  # [n, 1]: groups of one
                 encoding = model.encode(pixels(index))
-                code = encoding.local_mean if self.features == "local_codes" else None
-                code = encoding.mixture_probs if code is None else code
+                if self.features == "local_codes":
+                    code = encoding.local_mean
+                else:
+                    code = encoding.mixture_probs
                 parts.append(code[:, 0].float().cpu().numpy())
         finally:
             model.train(was_training)
@@ -123,7 +125,3 @@ def redraw(
             f"a redrawn plan has groups {list(fresh.shape[1:])}, the plan {list(plan.shape[1:])}"
         )
     return np.concatenate([plan[:epoch], fresh])
-
-
-def cluster_sizes(clusters: np.ndarray) -> list[int]:
-    return np.bincount(clusters).tolist()

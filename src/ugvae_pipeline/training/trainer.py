@@ -50,7 +50,6 @@ from ugvae_pipeline.training.loss_tracking import TermAverager, check_finite
 from ugvae_pipeline.training.preemption import StopRequests, TrainingInterrupted, stop_group
 from ugvae_pipeline.training.regroup import (
     ClusterRefresh,
-    cluster_sizes,
     redraw,
     shared_clusters,
 )
@@ -539,7 +538,7 @@ def _regroup(
             epoch,
             regroup.n_clusters,
             regroup.features.replace("_", " "),
-            cluster_sizes(clusters),
+            np.bincount(clusters).tolist(),
             time.perf_counter() - start,
         )
     return plan, {"epoch": epoch, "clusters": torch.as_tensor(clusters, dtype=torch.long)}

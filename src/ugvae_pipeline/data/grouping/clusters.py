@@ -28,17 +28,22 @@ from ugvae_pipeline.data.grouping.series import draw_by_value
 CLUSTER_FEATURES = ("pixels", "local_codes", "mixture_probs")
 
 
+def check_n_clusters(n_clusters: int, n_images: int) -> None:
+    """k-means needs 2 <= ``groups.clusters.n_clusters`` <= the training images."""
+    if not 2 <= n_clusters <= n_images:
+        raise ValueError(
+            f"groups.clusters.n_clusters must be in [2, {n_images}] (the training images), "
+            f"got {n_clusters}"
+        )
+
+
 def pixel_clusters(images: np.ndarray, n_clusters: int, pca_dims: int, seed: int) -> np.ndarray:
     """Cluster of each image ``[N]`` (0..n_clusters-1): k-means on the first ``pca_dims``
     principal components of the pixels scaled to [0, 1]; ``seed`` seeds both."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    if not 2 <= n_clusters <= len(images):
-        raise ValueError(
-            f"groups.clusters.n_clusters must be in [2, {len(images)}] (the training images), "
-            f"got {n_clusters}"
-        )
+    check_n_clusters(n_clusters, len(images))
     pixels = np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255.0
     dims = min(pca_dims, *pixels.shape)
     features = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(pixels)
